@@ -1,0 +1,63 @@
+"""``scan``: every global a file names and embconv's verdict on each, without loading tensors."""
+
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass, field
+
+from ..errors import EmbconvError, UnsafeInputError
+from .containers import read_buffer, sniff
+from .globals import GlobalUse
+
+
+@dataclass
+class ScanReport:
+    path: str
+    container: str | None
+    globals: list[GlobalUse] = field(default_factory=list)
+    verdict: str = "clean"  # "clean" | "unsafe" | "unreadable"
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"clean": 0, "unsafe": 1, "unreadable": 3}[self.verdict]
+
+
+def scan_file(path: str | os.PathLike) -> ScanReport:
+    """Run the file's pickles in record-only mode: refused globals are listed (not loaded) and
+    the scan goes on, so the report shows everything the file names."""
+    p = os.fspath(path)
+    report = ScanReport(p, None)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                report.verdict, report.error = "unreadable", f"{p}: the file is empty"
+                return report
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                report.container = _container_guess(mm)
+                read_buffer(p, mm, record_only=True, uses=report.globals)
+    except OSError as e:
+        report.verdict, report.error = "unreadable", f"{p}: cannot open: {e.strerror}"
+        return report
+    except UnsafeInputError as e:
+        report.verdict, report.error = "unsafe", f"{p}: {e.message}"
+        return report
+    except EmbconvError as e:
+        report.verdict, report.error = "unreadable", f"{p}: {e.message}"
+        return report
+    except BufferError:
+        pass
+    if any(u.verdict == "refused" for u in report.globals):
+        report.verdict = "unsafe"
+        first = next(u for u in report.globals if u.verdict == "refused")
+        report.error = f"{p}: refused global '{first.module}.{first.name}' at byte {first.offset}: {first.reason}"
+    return report
+
+
+def _container_guess(mm: mmap.mmap) -> str | None:
+    try:
+        return sniff(bytes(mm[:512]), len(mm))
+    except EmbconvError:
+        return None

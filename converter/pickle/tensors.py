@@ -1,0 +1,245 @@
+"""Lazy storages and tensors: references into the source file, materialised only on demand.
+
+A ``TensorRef`` is what ``torch._utils._rebuild_tensor*`` would have produced, minus torch:
+a storage, an element offset, a shape and a stride. Its geometry is checked against the
+storage when it is made, so no later view can reach outside the storage's bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnreadableInputError
+
+
+@dataclass(frozen=True)
+class DType:
+    """A torch dtype: its torch name, the numpy dtype of its stored bytes, and its size."""
+
+    name: str
+    numpy: str  # little-endian numpy spelling of the stored bytes; bfloat16 is stored as '<u2'
+    itemsize: int
+
+
+_DTYPES = [
+    DType("float32", "<f4", 4),
+    DType("float64", "<f8", 8),
+    DType("float16", "<f2", 2),
+    DType("bfloat16", "<u2", 2),
+    DType("int64", "<i8", 8),
+    DType("int32", "<i4", 4),
+    DType("int16", "<i2", 2),
+    DType("int8", "i1", 1),
+    DType("uint8", "u1", 1),
+    DType("uint16", "<u2", 2),
+    DType("uint32", "<u4", 4),
+    DType("uint64", "<u8", 8),
+    DType("bool", "?", 1),
+    DType("complex64", "<c8", 8),
+    DType("complex128", "<c16", 16),
+]
+DTYPES: dict[str, DType] = {d.name: d for d in _DTYPES}
+
+# torch.<X>Storage class name -> dtype (torch/storage.py _dtype_to_storage_type_map).
+STORAGE_CLASSES: dict[str, str] = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "uint8",
+}
+
+# torch.<dtype> globals (used by _rebuild_tensor_v3) -> dtype name.
+TORCH_DTYPE_GLOBALS: dict[str, str] = {
+    **{d: d for d in DTYPES},
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
+}
+
+MAX_NDIM = 64
+
+
+@dataclass(eq=False)
+class StorageRef:
+    """One storage of the file: a dtype and an element count, bound to bytes once they are located."""
+
+    key: str
+    dtype: DType
+    numel: int
+    location: str
+    byteorder: str = "little"
+    _buffer: object = field(default=None, repr=False)  # a buffer (mmap/bytes/memoryview) holding the bytes
+    _byte_offset: int = 0
+    _base: StorageRef | None = field(default=None, repr=False)  # legacy storage views
+    _base_element_offset: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def bind(self, buffer: object, byte_offset: int, available: int) -> None:
+        """Attach the bytes; ``available`` is how many bytes the container holds for it."""
+        if available < self.nbytes:
+            raise UnreadableInputError(
+                f"storage {self.key!r} claims {self.numel} {self.dtype.name} elements "
+                f"({self.nbytes} bytes) but the file holds only {available} bytes for it"
+            )
+        self._buffer = buffer
+        self._byte_offset = byte_offset
+
+    @property
+    def is_bound(self) -> bool:
+        return self._buffer is not None or (self._base is not None and self._base.is_bound)
+
+    def raw(self) -> np.ndarray:
+        """The storage's elements as a read-only numpy array over the file (no copy)."""
+        if self._base is not None:
+            base = self._base.raw()
+            return base[self._base_element_offset : self._base_element_offset + self.numel]
+        if self._buffer is None:
+            raise UnreadableInputError(f"storage {self.key!r} has no data in the file")
+        dt = np.dtype(self.dtype.numpy)
+        if self.byteorder == "big":
+            dt = dt.newbyteorder(">")
+        return np.frombuffer(self._buffer, dtype=dt, count=self.numel, offset=self._byte_offset)
+
+
+def _check_int_tuple(value: object, what: str) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or len(value) > MAX_NDIM:
+        raise UnreadableInputError(f"tensor {what} is not a tuple of at most {MAX_NDIM} integers")
+    out = []
+    for v in value:
+        if type(v) is not int:
+            raise UnreadableInputError(f"tensor {what} holds a non-integer {type(v).__name__}")
+        out.append(v)
+    return tuple(out)
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    acc = 1
+    for s in reversed(shape):
+        strides.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(strides))
+
+
+class TensorRef:
+    """A tensor in the source file, not yet read: storage + offset + shape + stride (elements)."""
+
+    __slots__ = ("storage", "storage_offset", "shape", "stride", "dtype", "subclass", "requires_grad")
+
+    def __init__(self, storage: StorageRef, storage_offset: object, shape: object, stride: object,
+                 dtype: DType | None = None) -> None:
+        if not isinstance(storage, StorageRef):
+            raise UnreadableInputError(f"tensor rebuilt from a {type(storage).__name__}, not a storage")
+        if type(storage_offset) is not int:
+            raise UnreadableInputError("tensor storage offset is not an integer")
+        shape_t = _check_int_tuple(shape, "size")
+        if stride is None:  # 0.1.10 tensors may omit it
+            stride = contiguous_strides(shape_t)
+        stride_t = _check_int_tuple(stride, "stride")
+        if len(stride_t) != len(shape_t):
+            raise UnreadableInputError(f"tensor has {len(shape_t)} sizes but {len(stride_t)} strides")
+        if storage_offset < 0 or any(s < 0 for s in shape_t) or any(s < 0 for s in stride_t):
+            raise UnreadableInputError(
+                f"tensor geometry has a negative offset, size or stride "
+                f"(offset {storage_offset}, size {shape_t}, stride {stride_t})"
+            )
+        numel = 1
+        for s in shape_t:
+            numel *= s
+        if numel > 0:
+            last = storage_offset + sum((s - 1) * st for s, st in zip(shape_t, stride_t))
+            if last >= storage.numel:
+                raise UnreadableInputError(
+                    f"tensor of size {shape_t}, stride {stride_t} at offset {storage_offset} reaches element "
+                    f"{last}, outside its storage {storage.key!r} of {storage.numel} elements"
+                )
+        elif storage_offset > storage.numel:
+            raise UnreadableInputError(f"empty tensor offset {storage_offset} is beyond its storage")
+        self.storage = storage
+        self.storage_offset = storage_offset
+        self.shape = shape_t
+        self.stride = stride_t
+        self.dtype = dtype or storage.dtype
+        self.subclass: str | None = None
+        self.requires_grad = False
+        if self.dtype.itemsize != storage.dtype.itemsize and storage.dtype.name != "uint8":
+            raise UnreadableInputError(f"dtype {self.dtype.name} does not fit a {storage.dtype.name} storage")
+        if self.dtype is not storage.dtype:
+            # _rebuild_tensor_v3: an untyped (byte) storage read as another dtype.
+            if storage.numel % self.dtype.itemsize:
+                raise UnreadableInputError(f"byte storage {storage.key!r} is not a whole number of {self.dtype.name}")
+            if numel > 0 and (last + 1) * self.dtype.itemsize > storage.numel:
+                raise UnreadableInputError(f"tensor reaches outside its byte storage {storage.key!r}")
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    @property
+    def is_contiguous(self) -> bool:
+        expected = contiguous_strides(self.shape)
+        return all(sz <= 1 or st == e for sz, st, e in zip(self.shape, self.stride, expected))
+
+    def _elements(self) -> np.ndarray:
+        raw = self.storage.raw()
+        if self.dtype is not self.storage.dtype:
+            dt = np.dtype(self.dtype.numpy)
+            if self.storage.byteorder == "big":
+                dt = dt.newbyteorder(">")
+            raw = raw.view(dt)
+        return raw
+
+    def to_numpy(self, copy: bool = False) -> np.ndarray:
+        """The tensor's values as a C-contiguous numpy array (a read-only view of the file when
+        the tensor is contiguous and ``copy`` is false). bfloat16 is widened exactly to float32;
+        big-endian data is converted to native order."""
+        if self.dtype.name.startswith("float8"):
+            raise UnreadableInputError(f"{self.dtype.name} tensors are not supported")
+        raw = self._elements()
+        n = self.numel
+        if n == 0:
+            arr = np.empty(self.shape, dtype=raw.dtype)
+        elif self.is_contiguous:
+            arr = raw[self.storage_offset : self.storage_offset + n].reshape(self.shape)
+        else:
+            item = raw.dtype.itemsize
+            base = raw[self.storage_offset :]
+            arr = np.lib.stride_tricks.as_strided(
+                base, shape=self.shape, strides=tuple(s * item for s in self.stride), writeable=False
+            )
+            arr = np.ascontiguousarray(arr)
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if self.dtype.name == "bfloat16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        elif copy:
+            arr = np.array(arr, copy=True)
+        return arr
+
+    def __repr__(self) -> str:
+        return f"TensorRef({self.dtype.name}{list(self.shape)}, storage={self.storage.key!r}@{self.storage_offset})"
