@@ -1,0 +1,296 @@
+"""The intermediate representation shared by loaders and writers, and its JSON manifest.
+
+Loaders build an ``EmbeddingModel``; writers read one. Nothing else crosses that line
+(design.md §1–2). Weights stay lazy: a table holds a reference into the source file (or an
+array) and ``weight`` materialises it on demand."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+GENERATIONS = ("fastai-0.7", "fastai-1", "fastai2-preview", "fastai-2", "unknown")
+ARTIFACTS = ("export", "save", "encoder", "state-dict", "embconv-output")
+CONTAINERS = ("torch-zip", "torch-legacy", "pickle", "safetensors", "onnx", "word2vec-text", "word2vec-binary")
+KINDS = ("collab-dot", "collab-nn", "tabular", "text-lm", "text-classifier", "unknown")
+ROLES = ("user", "item", "category", "token")
+
+
+class ArraySource(Protocol):
+    """Anything that can hand over its values as numpy: a TensorRef, or an ndarray wrapper."""
+
+    shape: tuple[int, ...]
+
+    def to_numpy(self) -> np.ndarray: ...
+
+
+class InMemory:
+    """An ndarray dressed as an ArraySource (readers of embconv outputs, tests)."""
+
+    def __init__(self, array: np.ndarray, dtype_name: str | None = None) -> None:
+        self.array = array
+        self.shape = tuple(array.shape)
+        self.dtype_name = dtype_name or str(array.dtype)
+
+    def to_numpy(self) -> np.ndarray:
+        return self.array
+
+
+def token_string(token: Any) -> str:
+    """The string form of a token: ``str()`` as fastai prints it (numpy scalars print as numpy
+    does, so ``np.float32(0.1)`` is ``'0.1'``)."""
+    if isinstance(token, bytes):
+        return token.decode("utf-8", "backslashreplace")
+    return str(token)
+
+
+def python_scalar(token: Any) -> Any:
+    """numpy scalars as Python scalars; everything else unchanged."""
+    if isinstance(token, np.generic):
+        return token.item()
+    return token
+
+
+class Vocabulary:
+    """Row i → token. ``tokens`` keeps the original Python scalars (str/int/float/bool);
+    ``strings`` their string forms; ``unknown_index`` is the row unseen ids map to (``#na#``
+    or the NaN row), or None; ``source`` says where the vocabulary came from."""
+
+    def __init__(self, tokens: Iterable[Any], *, unknown_index: int | None = None, source: str = "file",
+                 strings: Iterable[str] | None = None) -> None:
+        raw = list(tokens)
+        self.tokens: list[Any] = [python_scalar(t) for t in raw]
+        self.strings: list[str] = list(strings) if strings is not None else [token_string(t) for t in raw]
+        if len(self.strings) != len(self.tokens):
+            raise ValueError("tokens and strings differ in length")
+        self.unknown_index = unknown_index
+        self.source = source
+        self._index: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def index(self, token: Any) -> int | None:
+        """The row of ``token`` (matched by its string form; the first row wins on duplicates)."""
+        if self._index is None:
+            idx: dict[str, int] = {}
+            for i, s in enumerate(self.strings):
+                idx.setdefault(s, i)
+            self._index = idx
+        return self._index.get(token_string(token))
+
+    def duplicates(self) -> list[str]:
+        """String forms that label more than one row (e.g. fastai's ``xxfake`` padding)."""
+        seen: dict[str, int] = {}
+        for s in self.strings:
+            seen[s] = seen.get(s, 0) + 1
+        return [s for s, n in seen.items() if n > 1]
+
+    def to_json(self, include_tokens: bool = True) -> dict:
+        out: dict[str, Any] = {"size": len(self), "unknown_index": self.unknown_index, "source": self.source}
+        if include_tokens:
+            out["tokens"] = list(self.strings)
+        return out
+
+
+@dataclass
+class EmbeddingTable:
+    """One embedding matrix and what labels its rows."""
+
+    name: str
+    role: str
+    weight_source: Any  # ArraySource: TensorRef (lazy) or InMemory
+    vocab: Vocabulary | None = None
+    bias_source: Any = None
+    weight_key: str = ""
+    bias_key: str | None = None
+    tied_keys: list[str] = field(default_factory=list)
+    source_dtype: str = "float32"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        s = tuple(self.weight_source.shape)
+        return (s[0], s[1]) if len(s) == 2 else (s[0], 1)
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.shape[1]
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(rows, dim) array with the source's values and dtype (bfloat16 widened to float32)."""
+        a = self.weight_source.to_numpy()
+        return a.reshape(self.shape) if a.ndim != 2 else a
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        """(rows,) array, or None."""
+        if self.bias_source is None:
+            return None
+        return self.bias_source.to_numpy().reshape(-1)
+
+    def row_chunks(self, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, rows) slices of the weight, for streaming writers."""
+        w = self.weight
+        for start in range(0, self.rows, max(1, chunk_rows)):
+            yield start, w[start : start + chunk_rows]
+
+    def lookup(self, token: Any) -> np.ndarray:
+        """The vector of ``token``; unseen tokens get the unknown row, or KeyError without one."""
+        if self.vocab is None:
+            raise KeyError(f"table {self.name!r} has no vocabulary")
+        i = self.vocab.index(token)
+        if i is None:
+            if self.vocab.unknown_index is None:
+                raise KeyError(f"{token!r} is not in table {self.name!r}")
+            i = self.vocab.unknown_index
+        return self.weight[i]
+
+    def to_json(self, include_tokens: bool = True) -> dict:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "rows": self.rows,
+            "dim": self.dim,
+            "dtype": self.source_dtype,
+            "weight_key": self.weight_key,
+            "bias_key": self.bias_key,
+            "tied_keys": list(self.tied_keys),
+            "vocab": self.vocab.to_json(include_tokens) if self.vocab is not None else None,
+        }
+
+
+@dataclass
+class SourceInfo:
+    path: str
+    size: int
+    generation: str = "unknown"
+    artifact: str = "state-dict"
+    container: str = "pickle"
+    model_class: str | None = None
+    _sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "generation": self.generation,
+            "artifact": self.artifact,
+            "container": self.container,
+            "model_class": self.model_class,
+        }
+
+
+@dataclass
+class ModelInfo:
+    kind: str = "unknown"
+    y_range: tuple[float, float] | None = None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "y_range": list(self.y_range) if self.y_range is not None else None}
+
+
+@dataclass
+class EmbeddingModel:
+    """A model as named embedding tables (ordered), where it came from, and what to watch for."""
+
+    tables: OrderedDict[str, EmbeddingTable]
+    source: SourceInfo
+    model: ModelInfo = field(default_factory=ModelInfo)
+    warnings: list[str] = field(default_factory=list)
+
+    def manifest(self, include_tokens: bool = True) -> dict:
+        """The manifest of design.md §2 (validated by schemas/manifest.schema.json)."""
+        from . import __version__
+
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "embconv_version": __version__,
+            "source": self.source.to_json(),
+            "model": self.model.to_json(),
+            "tables": [t.to_json(include_tokens) for t in self.tables.values()],
+            "warnings": list(self.warnings),
+        }
+
+    def manifest_json(self, include_tokens: bool = True) -> str:
+        return json.dumps(self.manifest(include_tokens), ensure_ascii=False, allow_nan=False)
+
+    def select(self, names: Iterable[str]) -> EmbeddingModel:
+        """A model with only the named tables (KeyError naming the missing one)."""
+        chosen: OrderedDict[str, EmbeddingTable] = OrderedDict()
+        for n in names:
+            if n not in self.tables:
+                raise KeyError(n)
+            chosen[n] = self.tables[n]
+        return EmbeddingModel(chosen, self.source, self.model, list(self.warnings))
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def finite_range(value: Any) -> tuple[float, float] | None:
+    """A y_range as two finite floats, or None."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return (lo, hi)
+
+
+def model_from_manifest(manifest: dict, arrays: dict[str, tuple[Any, Any]],
+                        tokens: dict[str, list[str]] | None = None) -> EmbeddingModel:
+    """Rebuild an EmbeddingModel from a manifest and, per table name, (weight, bias) array
+    sources. ``tokens`` overrides the manifest's token lists (for layouts that store them apart).
+    Tokens read back are their string forms."""
+    src = manifest["source"]
+    source = SourceInfo(path=src["path"], size=src["size"], generation=src["generation"],
+                        artifact=src["artifact"], container=src["container"],
+                        model_class=src.get("model_class"), _sha256=src.get("sha256"))
+    m = manifest.get("model") or {}
+    info = ModelInfo(kind=m.get("kind", "unknown"), y_range=finite_range(m["y_range"]) if m.get("y_range") else None)
+    tables: OrderedDict[str, EmbeddingTable] = OrderedDict()
+    for t in manifest["tables"]:
+        weight, bias = arrays[t["name"]]
+        vocab = None
+        v = t.get("vocab")
+        if v is not None:
+            toks = (tokens or {}).get(t["name"], v.get("tokens"))
+            if toks is None:
+                raise ValueError(f"table {t['name']!r}: vocabulary tokens are missing")
+            vocab = Vocabulary(toks, unknown_index=v.get("unknown_index"), source=v.get("source", "file"))
+        tables[t["name"]] = EmbeddingTable(
+            name=t["name"], role=t["role"], weight_source=weight, vocab=vocab, bias_source=bias,
+            weight_key=t.get("weight_key", ""), bias_key=t.get("bias_key"), tied_keys=list(t.get("tied_keys", [])),
+            source_dtype=t.get("dtype", "float32"),
+        )
+    return EmbeddingModel(tables, source, info, list(manifest.get("warnings", [])))
