@@ -59,7 +59,8 @@ class ObjectStub:
 
     __slots__ = ("cls", "args", "kwargs", "state", "dictitems", "listitems", "__weakref__")
 
-    def __init__(self, cls: GlobalStub | AttrStub, args: tuple = (), kwargs: dict | None = None) -> None:
+    def __init__(self, cls: GlobalStub | AttrStub | ObjectStub, args: tuple = (),
+                 kwargs: dict | None = None) -> None:
         self.cls = cls
         self.args = args
         self.kwargs = kwargs or {}
@@ -70,6 +71,11 @@ class ObjectStub:
     @property
     def class_name(self) -> str:
         return self.cls.qualname
+
+    @property
+    def qualname(self) -> str:
+        """Used when this stub is itself called: ``module.func()``."""
+        return f"{self.class_name}()"
 
     @property
     def attrs(self) -> dict:

@@ -171,8 +171,7 @@ class TensorRef:
                     f"tensor of size {shape_t}, stride {stride_t} at offset {storage_offset} reaches element "
                     f"{last}, outside its storage {storage.key!r} of {storage.numel} elements"
                 )
-        elif storage_offset > storage.numel:
-            raise UnreadableInputError(f"empty tensor offset {storage_offset} is beyond its storage")
+        # An empty tensor reads no bytes, so any non-negative offset is harmless (torch agrees).
         self.storage = storage
         self.storage_offset = storage_offset
         self.shape = shape_t

@@ -139,7 +139,9 @@ class Unpickler:
             if func.reconstructed:  # a dtype or storage tag is not callable
                 raise UnreadableInputError(f"{func.qualname} called at byte {self.base_offset + op_pos}")
             return self._new(ObjectStub(func, args))
-        if isinstance(func, AttrStub):
+        if isinstance(func, AttrStub) or (isinstance(func, ObjectStub) and id(func) in self.created):
+            # e.g. cloudpickle's ``_builtin_type('MethodType')(f, obj)``: the "callable" is
+            # itself a stub's result; calling it only records another stub.
             return self._new(ObjectStub(func, args))
         raise UnsafeInputError(
             f"refused REDUCE at byte {self.base_offset + op_pos}: the callable is a "
@@ -155,7 +157,7 @@ class Unpickler:
             if cls.reconstructed:
                 raise UnsafeInputError(f"refused NEWOBJ of {cls.qualname} at byte {self.base_offset + op_pos}")
             return self._new(ObjectStub(cls, args, kwargs))
-        if isinstance(cls, AttrStub):
+        if isinstance(cls, AttrStub) or (isinstance(cls, ObjectStub) and id(cls) in self.created):
             return self._new(ObjectStub(cls, args, kwargs))
         raise UnsafeInputError(
             f"refused NEWOBJ at byte {self.base_offset + op_pos}: the class is a {type(cls).__name__}"
