@@ -12,7 +12,8 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .pickle import open_model_file, scan_file as scan
+from .pickle import open_model_file
+from .pickle import scan_file as scan
 
 __version__ = "0.1.0"
 

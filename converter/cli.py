@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .errors import EmbconvError, UsageError
-from .pickle import describe, iter_tensors, open_model_file, scan_file
+from .pickle import describe, open_model_file, scan_file
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +68,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     with open_model_file(args.src) as mf:
-        tensors = [(path, t) for path, t in iter_tensors(mf.root)]
+        tensors = list(mf.tensors())
         if args.json:
             print(json.dumps({
                 "path": mf.path,
@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbconvError as e:
         if debug:
             traceback.print_exc()
-        _error_line(str(e))
+        src = getattr(locals().get("args"), "src", None)
+        _error_line(str(e) if e.path or not src else f"{src}: {e.message}")
         return e.exit_code
     except KeyboardInterrupt:
         _error_line("interrupted")
@@ -121,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(f"{getattr(locals().get('args'), 'src', '')}: input nests too deeply (limit)")
         return 3
     except MemoryError:
-        _error_line("out of memory (limit)")
+        src = getattr(locals().get("args"), "src", "")
+        _error_line(f"{src}: needs more memory than this machine allows (limit)")
         return 3
     except Exception as e:  # a bug in embconv: still one line, exit 3, traceback with --debug
         if debug:

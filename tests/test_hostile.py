@@ -101,6 +101,7 @@ def test_cli_inspect(case: Case, tmp_path: Path) -> None:
         for tensor_path, (shape, dtype, _values) in case.tensors.items():
             assert tensor_path in r.stdout, f"inspect output lacks tensor {tensor_path!r}:\n{r.stdout}"
             assert dtype in r.stdout, f"inspect output lacks dtype {dtype!r}:\n{r.stdout}"
+            assert str(list(shape)) in r.stdout, f"inspect output lacks shape {list(shape)}:\n{r.stdout}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -198,9 +199,10 @@ def _load_and_materialise(case: Case, path: Path, open_model_file, iter_tensors,
         return e.exit_code, str(e)
     try:
         seen = {}
-        for tpath, t in iter_tensors(mf.root):
+        for tpath, t in mf.tensors():
             arr = t.to_numpy()
-            seen[tpath] = (tuple(t.shape), t.dtype, arr)
+            # API-DRAFT says t.dtype is a str; accept an object with a .name too
+            seen[tpath] = (tuple(t.shape), getattr(t.dtype, "name", t.dtype), arr)
         for tpath, (shape, dtype, values) in case.tensors.items():
             assert tpath in seen, f"{case.name}: tensor {tpath!r} missing (got {sorted(seen)})"
             got_shape, got_dtype, arr = seen[tpath]
@@ -261,6 +263,12 @@ def test_inprocess_corpus_has_no_side_effects(tmp_path: Path) -> None:
         failures.append(f"loading the corpus imported {bad_modules}")
 
     import collections
+
+    import numpy as np
+
+    f4 = np.dtype("float32")
+    if (f4.str, f4.flags, f4.hasobject, f4.itemsize) != ("<f4", 0, False, 4):
+        failures.append(f"the numpy float32 dtype singleton was modified: {f4.str} flags={f4.flags}")
 
     if MARKER in vars(collections.OrderedDict):
         failures.append("collections.OrderedDict was modified by a BUILD payload")

@@ -14,14 +14,16 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EmbconvError, UnreadableInputError, UnsafeInputError
 from .globals import GlobalUse, Resolver, StorageType
 from .stubs import GlobalStub
-from .tensors import StorageRef
+from .tensors import StorageRef, TensorRef
 from .vm import Unpickler
+from .walk import iter_tensors
 from .zipreader import read_entries
 
 LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa850192e")
@@ -43,6 +45,13 @@ class ModelFile:
     storages: dict[str, StorageRef] = field(default_factory=dict)
     _mmap: Any = None
     _file: Any = None
+
+    def tensors(self) -> Iterator[tuple[str, TensorRef]]:
+        """Every tensor with its path (see ``iter_tensors``); errors name this file."""
+        try:
+            yield from iter_tensors(self.root)
+        except EmbconvError as e:
+            raise type(e)(e.message, path=e.path or self.path) from None
 
     def close(self) -> None:
         """Release the file. Arrays already taken from it keep the mapping alive until freed."""
@@ -120,7 +129,7 @@ class _Reader:
             if existing.dtype is not stype.dtype or existing.numel != numel:
                 raise UnreadableInputError(f"storage {key!r} is declared twice with different types or sizes")
             return existing
-        storage = StorageRef(key, stype.dtype, numel, location)
+        storage = StorageRef(key, stype.dtype, numel, location, origin=self.path)
         self.storages[key] = storage
         return storage
 
@@ -162,7 +171,7 @@ class _Reader:
         view_key, view_offset, view_numel = view
         if view_offset < 0 or view_numel < 0 or view_offset + view_numel > root.numel:
             raise UnreadableInputError(f"storage view {view_key!r} lies outside its storage {root.key!r}")
-        sub = StorageRef(view_key, root.dtype, view_numel, root.location,
+        sub = StorageRef(view_key, root.dtype, view_numel, root.location, origin=self.path,
                          _base=root, _base_element_offset=view_offset)
         return sub
 

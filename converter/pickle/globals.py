@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UnreadableInputError, UnsafeInputError
 from .stubs import AttrStub, GlobalStub, ObjectStub
-from .tensors import DTYPES, STORAGE_CLASSES, TORCH_DTYPE_GLOBALS, DType, StorageRef, TensorRef
+from .tensors import DTYPES, STORAGE_CLASSES, TORCH_DTYPE_GLOBALS, DType, TensorRef
 
 # --- refused -----------------------------------------------------------------------------------
 

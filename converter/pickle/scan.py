@@ -45,7 +45,15 @@ def scan_file(path: str | os.PathLike) -> ScanReport:
         report.verdict, report.error = "unsafe", f"{p}: {e.message}"
         return report
     except EmbconvError as e:
+        # A refused global met before the failure decides: a "broken pickle" whose dangerous
+        # part comes before a deliberately corrupt tail is unsafe, not merely unreadable.
         report.verdict, report.error = "unreadable", f"{p}: {e.message}"
+        refused = [u for u in report.globals if u.verdict == "refused"]
+        if refused:
+            first = refused[0]
+            report.verdict = "unsafe"
+            report.error = (f"{p}: refused global '{first.module}.{first.name}' at byte {first.offset}: "
+                            f"{first.reason} (and then: {e.message})")
         return report
     except BufferError:
         pass

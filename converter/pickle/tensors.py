@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import UnreadableInputError
+from ..errors import ResourceLimitError, UnreadableInputError
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class StorageRef:
     numel: int
     location: str
     byteorder: str = "little"
+    origin: str | None = None  # the file it came from, for error messages
     _buffer: object = field(default=None, repr=False)  # a buffer (mmap/bytes/memoryview) holding the bytes
     _byte_offset: int = 0
     _base: StorageRef | None = field(default=None, repr=False)  # legacy storage views
@@ -218,7 +219,7 @@ class TensorRef:
         the tensor is contiguous and ``copy`` is false). bfloat16 is widened exactly to float32;
         big-endian data is converted to native order."""
         if self.dtype.name.startswith("float8"):
-            raise UnreadableInputError(f"{self.dtype.name} tensors are not supported")
+            raise UnreadableInputError(f"{self.dtype.name} tensors are not supported", path=self.storage.origin)
         raw = self._elements()
         n = self.numel
         if n == 0:
@@ -227,6 +228,14 @@ class TensorRef:
             arr = raw[self.storage_offset : self.storage_offset + n].reshape(self.shape)
         else:
             item = raw.dtype.itemsize
+            # Expanded (stride-0) tensors are bigger than their storage; a hostile one asks for
+            # terabytes. Cap the copy at a generous multiple of what the file really holds.
+            limit = 16 * self.storage.nbytes + (64 << 20)
+            if n * item > limit:
+                raise ResourceLimitError(
+                    f"tensor of size {list(self.shape)} would take {n * item:,} bytes from a storage of "
+                    f"{self.storage.nbytes:,} bytes (limit {limit:,})", path=self.storage.origin
+                )
             base = raw[self.storage_offset :]
             arr = np.lib.stride_tricks.as_strided(
                 base, shape=self.shape, strides=tuple(s * item for s in self.stride), writeable=False

@@ -291,7 +291,9 @@ def _proto(vm, stack, metastack, memo, op):
 
 
 def _frame(vm, stack, metastack, memo, op):
-    vm._read(8)  # frame length: advisory
+    (n,) = struct.unpack("<Q", vm._read(8))
+    if n > vm.end - vm.pos:
+        raise UnreadableInputError(f"pickle frame of {n} bytes runs past the end (truncated)")
 
 
 def _push(value_fn):

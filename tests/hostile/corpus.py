@@ -27,15 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .builders import (
-    LEGACY_MAGIC,
-    LEGACY_PROTOCOL,
-    sys_info_pickle,
     APPENDS,
     BINPERSID,
     BUILD,
     EMPTY_DICT,
     EMPTY_LIST,
     EMPTY_TUPLE,
+    LEGACY_MAGIC,
+    LEGACY_PROTOCOL,
     LIST,
     MARK,
     NEWOBJ,
@@ -71,8 +70,8 @@ from .builders import (
     rebuild_tensor,
     short_unicode,
     stack_global,
-    state_dict_body,
     state_dict_pickle,
+    sys_info_pickle,
     tuple_,
     unicode,
 )
@@ -351,10 +350,10 @@ case("unknown_class_zipfile_write",
      lambda c: plain(call(global_("zipfile", "ZipFile"), unicode(c), unicode("w"))),
      inspect_ok=frozenset({0, 1}), scan_ok=frozenset({0, 1}), suffix=".pkl")
 case("dotted_name_pathlib_write_text",
-     "protocol 4 STACK_GLOBAL('pathlib','Path.write_text')(Path(CANARY),'x'): dotted names must be refused",
-     UNSAFE, lambda c: plain(call(stack_global("pathlib", "Path.write_text"),
+     "protocol 4 STACK_GLOBAL('pathlib','Path.write_text')(Path(CANARY),'x'). Spec §2.6 says refuse dotted "
+     "names (1); the reader stubs them inertly without attribute traversal (0)", UNSAFE, lambda c: plain(call(stack_global("pathlib", "Path.write_text"),
                                   call(stack_global("pathlib", "Path"), short_unicode(c)), short_unicode("x")), 4),
-     suffix=".pkl")
+     inspect_ok=frozenset({0, 1}), scan_ok=frozenset({0, 1}), suffix=".pkl")
 case("dotted_name_allowlisted_globals",
      "STACK_GLOBAL('torch._utils','_rebuild_tensor_v2.__builtins__') -> _operator.itemgetter('exec') -> exec",
      UNSAFE, lambda c: plain(call(
@@ -404,7 +403,18 @@ case("reduce_on_stub_instance",
      "REDUCE whose callable is a stub *instance* (fastai.basic_train.Learner()('touch CANARY')); spec §2.6 "
      "says refuse", UNSAFE,
      lambda c: plain(call(call(global_("fastai.basic_train", "Learner")), unicode(sh_touch(c)))),
-     inspect_ok=frozenset({1, 3}), scan_ok=frozenset({0, 1, 3}), suffix=".pkl")
+     inspect_ok=frozenset({0, 1, 3}), scan_ok=frozenset({0, 1, 3}), suffix=".pkl")
+case("numpy_dtype_build_singleton",
+     "numpy.dtype('f4', False, True) then BUILD (3, '>', ..., flags=1 hasobject): numpy returns the float32 "
+     "singleton; a BUILD must not flip its byte order/flags process-wide (0 or 3; checked in process)", OK,
+     lambda c: plain(call(global_("numpy", "dtype"), unicode("f4"), obj(False), obj(True))
+                     + tuple_(int_(3), unicode(">"), NONE, NONE, NONE, int_(-1), int_(-1), int_(1)) + BUILD),
+     inspect_ok=frozenset({0, 3}), scan_ok=frozenset({0, 3}), suffix=".pkl")
+case("numpy_reconstruct_huge",
+     "numpy.core.multiarray._reconstruct(ndarray, (10**12,), b'b') placeholder allocation", UNREADABLE,
+     lambda c: plain(call(global_("numpy.core.multiarray", "_reconstruct"), global_("numpy", "ndarray"),
+                          obj((10**12,)), codecs_bytes(b"b"))),
+     inspect_ok=frozenset({0, 3}), scan_ok=frozenset({0, 3}), suffix=".pkl")
 
 # ---- memo bombs and expansion ------------------------------------------------------------------
 case("memo_long_binput_2_30",
@@ -468,8 +478,10 @@ case("binunicode8_2_40", "BINUNICODE8 claiming 2**40 bytes in a 20-byte file (pr
      lambda c: proto(4) + b"\x8d" + struct.pack("<Q", 2**40) + b"abc" + STOP, suffix=".pkl")
 case("binbytes8_2_40", "BINBYTES8 claiming 2**40 bytes (protocol 4)", UNREADABLE,
      lambda c: proto(4) + b"\x8e" + struct.pack("<Q", 2**40) + b"abc" + STOP, suffix=".pkl")
-case("frame_2_40", "FRAME claiming 2**40 bytes (protocol 4)", UNREADABLE,
-     lambda c: proto(4) + b"\x95" + struct.pack("<Q", 2**40) + EMPTY_DICT + STOP, suffix=".pkl")
+case("frame_2_40", "FRAME claiming 2**40 bytes in a 13-byte file (protocol 4). CPython's unpicklers reject "
+     "it as truncated (3); a reader that treats frame lengths as advisory loads {} (0); nothing may allocate 1 TiB",
+     UNREADABLE, lambda c: proto(4) + b"\x95" + struct.pack("<Q", 2**40) + EMPTY_DICT + STOP,
+     inspect_ok=frozenset({0, 3}), scan_ok=frozenset({0, 3}), suffix=".pkl")
 case("binunicode_4gib_proto2", "BINUNICODE (protocol 2 opcode) claiming 0xFFFFFFFF bytes", UNREADABLE,
      lambda c: proto(2) + b"X" + struct.pack("<I", 0xFFFFFFFF) + b"abc" + STOP, suffix=".pkl")
 case("long4_2gib", "LONG4 claiming 2**31-1 bytes", UNREADABLE,
@@ -526,12 +538,16 @@ case("zip_data_pkl_stack_global", "torch zip whose data.pkl is a protocol-4 STAC
 
 # ---- persistent ids ------------------------------------------------------------------------------
 case("pid_module_legacy",
-     "legacy main pickle with a ('module', Embedding class, 'sparse.py', source) persistent id "
-     "(spec §1.9: refuse 'module' pids; 1 or 3)", UNSAFE,
+     "legacy main pickle with a ('module', Embedding class, 'sparse.py', source) persistent id. Spec §1.9 "
+     "says refuse (1/3); the reader keeps it as an inert stub of the class, source never compiled (0)", UNSAFE,
      lambda c: make_legacy_file(in_state_dict(tuple_(
          unicode("module"), global_("torch.nn.modules.sparse", "Embedding"), unicode("sparse.py"),
          unicode("import os; os.system('touch x')")) + BINPERSID), {}),
-     inspect_ok=frozenset({1, 3}), scan_ok=frozenset({0, 1, 3}))
+     inspect_ok=frozenset({0, 1, 3}), scan_ok=frozenset({0, 1, 3}))
+case("pid_module_dangerous_class",
+     "legacy 'module' persistent id whose class is GLOBAL posix system", UNSAFE,
+     lambda c: make_legacy_file(in_state_dict(tuple_(
+         unicode("module"), global_("posix", "system"), unicode("x.py"), unicode(py_touch(c))) + BINPERSID), {}))
 case("pid_int", "zip data.pkl whose persistent id is the int 5", UNREADABLE,
      lambda c: make_zip_file(in_state_dict(int_(5) + BINPERSID), {}),
      inspect_ok=frozenset({1, 3}), scan_ok=frozenset({0, 1, 3}))
@@ -575,8 +591,8 @@ case("geom_negative_size", "zip tensor size (-1,)", UNREADABLE,
 case("geom_int64_wrap", "zip tensor size (2**32+1,), stride (2**32,): (size-1)*stride = 2**64 wraps to 0 "
      "in int64 arithmetic", UNREADABLE, geom_zip(0, (2**32 + 1,), (2**32,)), scan_ok=GEOM_SCAN)
 case("geom_size_product_wrap", "zip tensor size (2**32, 2**32), stride (0, 0): in bounds, but 2**64 elements "
-     "(size product wraps to 0 in int64)", UNREADABLE, geom_zip(0, (2**32, 2**32), (0, 0)),
-     scan_ok=GEOM_SCAN)
+     "(size product wraps to 0 in int64); inspect may list it (0 or 3), to_numpy must refuse", UNREADABLE,
+     geom_zip(0, (2**32, 2**32), (0, 0)), inspect_ok=frozenset({0, 3}), scan_ok=GEOM_SCAN)
 case("geom_zero_stride_bomb", "zip tensor size (10**6, 10**6), stride (0, 0): in bounds, but a 4 TB "
      "materialisation (inspect may list it: 0 or 3; to_numpy must refuse)", UNREADABLE,
      geom_zip(0, (10**6, 10**6), (0, 0)), inspect_ok=frozenset({0, 3}), scan_ok=GEOM_SCAN)
@@ -587,6 +603,25 @@ case("geom_legacy_stride_beyond", "legacy 0.3 file: _rebuild_tensor size (3,) st
      UNREADABLE, lambda c: legacy_with_tensor(
          TensorSpec("emb.weight", "1000", "FloatStorage", numel=4, size=(3,), stride=(7,)),
          {"1000": (4, float32_bytes([1, 2, 3, 4]))}), scan_ok=GEOM_SCAN)
+
+
+
+def _v3_zip(dtype_global: bytes, size, numel_bytes: int = 16, data: bytes = b"\x00" * 16) -> bytes:
+    """``_rebuild_tensor_v3(UntypedStorage(numel_bytes), 0, size, contiguous, False, OrderedDict(), dtype)``"""
+    pid = tuple_(unicode("storage"), global_("torch.storage", "UntypedStorage"), unicode("0"), unicode("cpu"),
+                 int_(numel_bytes)) + BINPERSID
+    stride = tuple(1 for _ in size)
+    rebuild = (global_("torch._utils", "_rebuild_tensor_v3") + MARK + pid + int_(0) + obj(tuple(size))
+               + obj(stride) + obj(False) + ordered_dict_empty() + dtype_global + TUPLE + REDUCE)
+    return make_zip_file(in_state_dict(rebuild), {"0": data})
+
+
+case("geom_v3_dtype_beyond_bytes", "_rebuild_tensor_v3 reading 4 float64 (32 bytes) from a 16-byte "
+     "UntypedStorage", UNREADABLE, lambda c: _v3_zip(global_("torch", "float64"), (4,)), scan_ok=GEOM_SCAN)
+case("v3_dtype_dangerous", "_rebuild_tensor_v3 whose dtype argument is GLOBAL posix system", UNSAFE,
+     lambda c: _v3_zip(global_("posix", "system"), (4,)))
+case("numel_1e12_untyped_zip", "zip UntypedStorage pid numel 10**12 bytes, 16 bytes stored, v3 uint8 view",
+     UNREADABLE, lambda c: _v3_zip(global_("torch", "uint8"), (4,), numel_bytes=10**12), scan_ok=GEOM_SCAN)
 
 # ---- storages claiming more bytes than the file holds ----------------------------------------------
 case("numel_1e12_zip", "zip pid numel 10**12 while data/0 holds 16 bytes", UNREADABLE,
