@@ -61,7 +61,7 @@ def run_cli(command: str, case: Case, directory: Path) -> subprocess.CompletedPr
     env.pop("PYTHONSTARTUP", None)
     try:
         return subprocess.run(
-            [sys.executable, "-m", "converter", command, case.filename],
+            [sys.executable, "-m", "converter", *command.split(), case.filename],
             cwd=directory,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -92,11 +92,22 @@ def check_cli_result(command: str, case: Case, r: subprocess.CompletedProcess, a
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_cli_inspect_tables(case: Case, tmp_path: Path) -> None:
+    """The table view runs the loaders on top of the reader: the same refusals; a benign file
+    that holds no embedding tables may be refused as not a model (3)."""
+    _, canary = write_case(case, tmp_path)
+    before = set(os.listdir(tmp_path))
+    accepted = case.inspect_codes | ({3} if 0 in case.inspect_codes else set())
+    r = run_cli("inspect", case, tmp_path)
+    check_cli_result("inspect", case, r, frozenset(accepted), canary, before, tmp_path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cli_inspect(case: Case, tmp_path: Path) -> None:
     _, canary = write_case(case, tmp_path)
     before = set(os.listdir(tmp_path))
-    r = run_cli("inspect", case, tmp_path)
-    check_cli_result("inspect", case, r, case.inspect_codes, canary, before, tmp_path)
+    r = run_cli("inspect --tensors", case, tmp_path)
+    check_cli_result("inspect --tensors", case, r, case.inspect_codes, canary, before, tmp_path)
     if r.returncode == 0:
         for tensor_path, (shape, dtype, _values) in case.tensors.items():
             assert tensor_path in r.stdout, f"inspect output lacks tensor {tensor_path!r}:\n{r.stdout}"

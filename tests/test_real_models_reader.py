@@ -73,7 +73,7 @@ def test_real_files_open_without_torch_or_fastai():
 @pytest.mark.skipif(not FILES, reason="../shared/real-models is absent")
 def test_inspect_cli_lists_tensors():
     path = max(FILES, key=lambda p: p.stat().st_size)
-    proc = run_cli("inspect", path, "--json")
+    proc = run_cli("inspect", path, "--tensors", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["container"] in ("torch-zip", "torch-legacy", "pickle")

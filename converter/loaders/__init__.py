@@ -1,0 +1,106 @@
+"""Loaders: recognise what a file's object graph is and build the IR from it.
+
+All fastai knowledge lives in this package. The user never says which generation wrote a file:
+``load`` tries, in order, a fastai 2 / fastai2-preview pickled Learner, a fastai 1 export dict,
+a ``learn.save`` / ``save_encoder`` / bare state dict, and finally any pickle with tensors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import UnreadableInputError
+from ..ir import EmbeddingModel, ModelInfo, SourceInfo, Vocabulary
+from ..pickle import ModelFile, open_model_file
+from . import fastai1, fastai2, state_dict
+from .architectures import Architecture, recognise
+from .detected import Detected
+from .tables import build_tables
+from .vocab_sources import apply_sidecars, parse_specs
+
+__all__ = ["load", "load_model_file"]
+
+
+def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
+    """Read a fastai file of any generation into an ``EmbeddingModel``.
+
+    ``vocab`` supplies vocabularies the file lacks: ``{"user": "ratings.csv:userId"}`` or
+    ``["user=ratings.csv:userId"]`` (see ``vocab_sources``). Weights stay lazy (memory-mapped)."""
+    specs = parse_specs(vocab)
+    mf = open_model_file(path)
+    try:
+        model = load_model_file(mf)
+        apply_sidecars(model, specs)
+    except UnreadableInputError as e:
+        mf.close()
+        raise type(e)(e.message, path=e.path or mf.path) from None
+    except Exception:
+        mf.close()
+        raise
+    return model
+
+
+def _detect(mf: ModelFile) -> Detected:
+    for detect in (lambda m: fastai2.detect(m.root), lambda m: fastai1.detect(m.root), state_dict.detect,
+                   state_dict.fallback):
+        det = detect(mf)
+        if det is not None:
+            return det
+    raise UnreadableInputError("no tensors in this file: not a model")
+
+
+def load_model_file(mf: ModelFile) -> EmbeddingModel:
+    """The IR of an opened file (without sidecar vocabularies)."""
+    det = _detect(mf)
+    arch = recognise(det.state_dict)
+    _apply_kind_hint(det, arch)
+    warnings = [*det.notes, *arch.notes, *mf.warnings]
+    names, vocabs = _labels(det, arch)
+    tables = build_tables(det.state_dict, arch, names, vocabs, warnings)
+    if not tables:
+        raise UnreadableInputError("found no embedding tables in this file")
+    for t in tables.values():
+        if t.vocab is None:
+            hint = " (fastai 0.7 never saved one)" if det.generation == "fastai-0.7" else ""
+            warnings.append(f"table {t.name} has no vocabulary in the file{hint}: rows are numbered; "
+                            f"supply one with --vocab {t.name}=SPEC")
+        elif dups := t.vocab.duplicates():
+            shown = ", ".join(repr(d) for d in dups[:3])
+            warnings.append(f"table {t.name}: {len(dups)} token(s) label several rows ({shown}); "
+                            "each row is kept, word2vec output disambiguates them")
+        if t.source_dtype != "float32":
+            warnings.append(f"table {t.name} is stored as {t.source_dtype}; outputs are float32 unless asked")
+    model_class = det.model_class
+    source = SourceInfo(path=mf.path, size=mf.size, generation=det.generation, artifact=det.artifact,
+                        container=mf.container, model_class=model_class)
+    model = EmbeddingModel(tables, source, ModelInfo(kind=arch.kind, y_range=det.y_range), warnings)
+    model._file = mf  # type: ignore[attr-defined]  # keeps the memory map open with the model
+    return model
+
+
+def _apply_kind_hint(det: Detected, arch: Architecture) -> None:
+    if det.kind_hint == "collab" and arch.kind == "tabular" and len(arch.tables) == 2:
+        arch.kind = "collab-nn"
+        for spec, role in zip(arch.tables, ("user", "item")):
+            spec.name = spec.role = role
+    elif arch.kind == "collab-nn" and arch.guessed and det.artifact == "export" and det.kind_hint != "collab":
+        arch.kind = "tabular"  # the export says it is a tabular learner with two categories
+        for i, spec in enumerate(arch.tables):
+            spec.name, spec.role = f"cat_{i}", "category"
+        arch.notes.clear()
+
+
+def _labels(det: Detected, arch: Architecture) -> tuple[list[str | None], list[Vocabulary | None]]:
+    names: list[str | None] = []
+    vocabs: list[Vocabulary | None] = []
+    for spec in arch.tables:
+        if spec.role == "token":
+            names.append(None)
+            vocabs.append(det.text_vocab)
+            continue
+        i = spec.slot
+        names.append(det.cat_names[i] if det.cat_names and i < len(det.cat_names) else None)
+        vocabs.append(det.cat_vocabs[i] if det.cat_vocabs and i < len(det.cat_vocabs) else None)
+    return names, vocabs
+
+

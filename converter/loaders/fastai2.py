@@ -1,0 +1,67 @@
+"""fastai v2 (2.x) and the ``fastai2`` preview: ``export.pkl`` is the whole pickled ``Learner``
+with emptied DataLoaders; vocabularies sit in ``Categorify``/``CategoryMap``, ``Numericalize``
+and, for collab dot models, ``model.classes`` (spec fastai-formats §5.3–5.7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pickle import ObjectStub
+from .detected import Detected
+from .graph import as_list, class_tail, find_stubs, module_state_dict, named_modules, pair_value, scalar_value
+from .vocab_rules import categorical_vocab, text_vocab
+
+
+def _generation(class_name: str) -> str | None:
+    if class_name.startswith("fastai2."):
+        return "fastai2-preview"
+    if class_name.startswith("fastai."):
+        return "fastai-2"
+    return None
+
+
+def detect(root: Any) -> Detected | None:
+    if not isinstance(root, ObjectStub) or not class_tail(root).endswith("Learner"):
+        return None
+    generation = _generation(root.class_name)
+    model = root.attrs.get("model")
+    if generation is None or not isinstance(model, ObjectStub):
+        return None
+    det = Detected(generation, "export", module_state_dict(model), model_class=model.class_name)
+    dls = root.attrs.get("dls")
+
+    classes = model.attrs.get("classes")  # EmbeddingDotBias.from_classes keeps {col: CategoryMap}
+    if isinstance(classes, dict) and classes:
+        det.cat_names = [str(k) for k in classes]
+        det.cat_vocabs = [categorical_vocab(as_list(v), "export.pkl model.classes") for v in classes.values()]
+    else:
+        cats = find_stubs(dls, ["Categorify"]) if dls is not None else []
+        if cats:
+            cmap = cats[0].attrs.get("classes")
+            if isinstance(cmap, dict):
+                order = None
+                for to in find_stubs(dls, ["TabularPandas", "TabularCollab"]):
+                    order = as_list(to.attrs.get("cat_names"))
+                    if order:
+                        break
+                names = [str(n) for n in (order or list(cmap))]
+                det.cat_names = names
+                det.cat_vocabs = [categorical_vocab(as_list(cmap.get(n)), "export.pkl dls Categorify.classes")
+                                  if n in cmap else None for n in names]
+    nums = find_stubs(dls, ["Numericalize"]) if dls is not None else []
+    for num in nums:
+        vocab = as_list(num.attrs.get("vocab"))
+        if vocab:
+            det.text_vocab = text_vocab(vocab, "export.pkl dls Numericalize.vocab")
+            break
+
+    det.y_range = pair_value(model.attrs.get("y_range"))
+    if det.y_range is None:
+        for _, mod in named_modules(model):
+            if class_tail(mod) == "SigmoidRange":
+                lo, hi = scalar_value(mod.attrs.get("low")), scalar_value(mod.attrs.get("high"))
+                if lo is not None and hi is not None:
+                    det.y_range = (lo, hi)
+    if class_tail(model) == "EmbeddingNN" or class_tail(root) == "CollabLearner":
+        det.kind_hint = "collab"
+    return det

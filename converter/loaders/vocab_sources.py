@@ -1,0 +1,213 @@
+"""Vocabularies from beside the file (``--vocab TABLE=SPEC``), for files that carry none.
+
+SPEC is one of: a pickled list (``itos.pkl``, read with the restricted unpickler), a text file
+(one token a line), a JSON list, a CSV column (``ratings.csv:userId``, rebuilt the way the
+generation that trained the model built it), or an ``export.pkl`` of the same learner."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EmbconvError, UnreadableInputError, UsageError
+from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
+from ..pickle import open_model_file
+from .vocab_rules import NA, text_vocab
+
+if TYPE_CHECKING:
+    pass
+
+# pandas' default NA strings (read_csv na_values): these cells are NaN, not categories.
+PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                       "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+_PLACEHOLDER = re.compile(r"(cat|table)_\d+|user|item")
+
+
+def parse_specs(specs: Any) -> dict[str, str]:
+    """``{"table": "spec"}`` from a dict, or from ``["TABLE=SPEC", …]``."""
+    if not specs:
+        return {}
+    if isinstance(specs, dict):
+        return {str(k): str(v) for k, v in specs.items()}
+    out: dict[str, str] = {}
+    for item in specs:
+        if "=" not in item:
+            raise UsageError(f"--vocab wants TABLE=SPEC, got {item!r}")
+        table, spec = item.split("=", 1)
+        out[table.strip()] = spec.strip()
+    return out
+
+
+def find_table(model: EmbeddingModel, ref: str) -> EmbeddingTable:
+    """A table by name, by weight key, or by weight key without ``.weight``."""
+    for t in model.tables.values():
+        if ref in (t.name, t.weight_key, t.weight_key.removesuffix(".weight")) or ref in t.tied_keys:
+            return t
+    names = ", ".join(model.tables) or "none"
+    raise UsageError(f"--vocab names table {ref!r}, which is not in the file (tables: {names})")
+
+
+def apply_sidecars(model: EmbeddingModel, specs: dict[str, str]) -> None:
+    """Attach (and name) the vocabularies the user supplied. Sizes must fit the tables."""
+    for ref, spec in specs.items():
+        table = find_table(model, ref)
+        vocab, column = load_sidecar(spec, table, model)
+        if len(vocab) != table.rows:
+            raise UnreadableInputError(
+                f"--vocab {ref}={spec}: the vocabulary has {len(vocab)} entries but table "
+                f"{table.name} has {table.rows} rows"
+            )
+        table.vocab = vocab
+        if column and _PLACEHOLDER.fullmatch(table.name) and column not in model.tables:
+            _rename(model, table, column)
+    model.warnings[:] = [w for w in model.warnings if not _resolved(w, model)]
+
+
+def _resolved(warning: str, model: EmbeddingModel) -> bool:
+    # "table X has no vocabulary" warnings disappear once X got one.
+    m = re.match(r"table (\S+) has no vocabulary", warning)
+    return bool(m) and any(t.vocab is not None and m.group(1) in (t.name, t.weight_key) for t in model.tables.values())
+
+
+def _rename(model: EmbeddingModel, table: EmbeddingTable, new: str) -> None:
+    items = [(new if k == table.name else k, v) for k, v in model.tables.items()]
+    table.name = new
+    model.tables.clear()
+    model.tables.update(items)
+
+
+def load_sidecar(spec: str, table: EmbeddingTable, model: EmbeddingModel) -> tuple[Vocabulary, str | None]:
+    """(vocabulary, CSV column name or None)."""
+    path, column = spec, None
+    if not os.path.exists(spec) and ":" in spec:
+        path, column = spec.rsplit(":", 1)
+    if not os.path.isfile(path):
+        raise UsageError(f"--vocab {spec}: no such file {path!r}")
+    source = os.path.basename(spec)
+    if column is not None:
+        return csv_vocab(path, column, table, model.source.generation), column
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return _pickled(path, table, model, source), None
+    if path.endswith(".json") or head.lstrip()[:1] == b"[":
+        try:
+            with open(path, encoding="utf-8") as f:
+                tokens = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UnreadableInputError(f"{path}: not a JSON list ({e})") from None
+        if not isinstance(tokens, list):
+            raise UnreadableInputError(f"{path}: the JSON is not a list")
+        return _vocab_for(table, tokens, f"sidecar:{source}"), None
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            tokens = f.read().split("\n")
+    except UnicodeDecodeError as e:
+        raise UnreadableInputError(f"{path}: not UTF-8 text ({e})") from None
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    tokens = [t[:-1] if t.endswith("\r") else t for t in tokens]
+    return _vocab_for(table, tokens, f"sidecar:{source}"), None
+
+
+def _vocab_for(table: EmbeddingTable, tokens: list[Any], source: str) -> Vocabulary:
+    if table.role == "token":
+        return text_vocab(tokens, source)
+    unknown = 0 if tokens and tokens[0] == NA else None
+    return Vocabulary(tokens, unknown_index=unknown, source=source)
+
+
+def _pickled(path: str, table: EmbeddingTable, model: EmbeddingModel, source: str) -> Vocabulary:
+    with open_model_file(path) as mf:
+        root = mf.root
+        if isinstance(root, list):
+            return _vocab_for(table, list(root), f"sidecar:{source}")
+    # An export of the same learner: take the vocabulary of the matching table.
+    from . import load  # local import: load() uses this module
+
+    try:
+        other = load(path)
+    except EmbconvError as e:
+        raise UnreadableInputError(f"--vocab {path}: {e.message}") from None
+    for t in other.tables.values():
+        if t.weight_key.removeprefix("module.") == table.weight_key.removeprefix("module.") and t.vocab is not None:
+            v = t.vocab
+            return Vocabulary(v.tokens, unknown_index=v.unknown_index, source=f"sidecar:{source} ({v.source})",
+                              strings=v.strings)
+    raise UnreadableInputError(f"--vocab {path}: no vocabulary for {table.weight_key} in that file")
+
+
+# --- CSV columns, rebuilt per generation --------------------------------------------------------
+
+def _parse_column(values: list[str]) -> list[Any]:
+    """Cells typed the way pandas.read_csv would: NaN (None here), bool, int, float or str."""
+    cells = [None if v in PANDAS_NA else v for v in values]
+    present = [v for v in cells if v is not None]
+    if present and all(v in ("True", "False", "true", "false", "TRUE", "FALSE") for v in present):
+        if len(present) == len(cells):
+            return [v.lower() == "true" for v in present]
+        return [None if v is None else v.lower() == "true" for v in cells]  # object column with NaN
+    try:
+        ints = [None if v is None else int(v) for v in cells]
+        if all(v is not None for v in ints):
+            return ints
+        return [None if v is None else float(v) for v in ints]  # ints with NaN become float64
+    except ValueError:
+        pass
+    try:
+        return [None if v is None else float(v) for v in cells]
+    except ValueError:
+        return cells
+
+
+def read_csv_column(path: str, column: str) -> list[Any]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or column not in header:
+                raise UsageError(f"{path}: no column {column!r} (columns: {', '.join(header or [])})")
+            i = header.index(column)
+            raw = [row[i] if i < len(row) else "" for row in reader]
+    except UnicodeDecodeError as e:
+        raise UnreadableInputError(f"{path}: not UTF-8 text ({e})") from None
+    except csv.Error as e:
+        raise UnreadableInputError(f"{path}: not a CSV file ({e})") from None
+    return _parse_column(raw)
+
+
+def _is_nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def csv_vocab(path: str, column: str, table: EmbeddingTable, generation: str) -> Vocabulary:
+    """A column's values labelled the way the generation that trained the model numbered them:
+
+    * fastai 0.7 collab: ``col.unique()`` — order of first appearance, no reserved row;
+    * fastai 0.7 tabular: pandas' sorted categories, codes + 1, so row 0 is NaN/unseen
+      (labelled ``#na#``);
+    * fastai 1 / 2: ``#na#`` then the sorted values (v1 prints numbers as strings; the string
+      forms are the same)."""
+    values = read_csv_column(path, column)
+    source = f"sidecar:{os.path.basename(path)}:{column} ({generation} rule)"
+    present = [v for v in values if not _is_nan(v)]
+    if generation == "fastai-0.7" and table.role in ("user", "item"):
+        seen: dict[Any, None] = {}
+        for v in values:  # pandas unique() keeps NaN as a value too
+            seen.setdefault(float("nan") if _is_nan(v) else v, None)
+        return Vocabulary(list(seen), unknown_index=None, source=source)
+    uniques = sorted(set(present), key=_sort_key)
+    return Vocabulary([NA, *uniques], unknown_index=0, source=source)
+
+
+def _sort_key(v: Any) -> tuple:
+    # pandas sorts one dtype per column; mixed columns fall back to their string order.
+    if isinstance(v, bool):
+        return (0, int(v), "")
+    if isinstance(v, (int, float)):
+        return (0, v, "")
+    return (1, 0, str(v))
