@@ -12,12 +12,15 @@ from .errors import (
     UsageError,
     VerificationError,
 )
+from .ir import EmbeddingModel, EmbeddingTable, Vocabulary
+from .loaders import load
 from .pickle import open_model_file
 from .pickle import scan_file as scan
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "EmbconvError", "OutputError", "ResourceLimitError", "UnreadableInputError", "UnsafeInputError",
-    "UsageError", "VerificationError", "__version__", "open_model_file", "scan",
+    "EmbconvError", "EmbeddingModel", "EmbeddingTable", "OutputError", "ResourceLimitError",
+    "UnreadableInputError", "UnsafeInputError", "UsageError", "VerificationError", "Vocabulary",
+    "__version__", "load", "open_model_file", "scan",
 ]

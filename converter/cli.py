@@ -11,6 +11,8 @@ from typing import Any
 
 from . import __version__
 from .errors import EmbconvError, UsageError
+from .ir import EmbeddingModel
+from .loaders import load
 from .pickle import describe, open_model_file, scan_file
 
 
@@ -29,9 +31,13 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("src")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    i = sub.add_parser("inspect", help="what is in this file")
+    i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--json", action="store_true", help="print the manifest (with tokens) as JSON")
+    i.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
+                   help="a vocabulary the file lacks: itos.pkl, tokens.txt, list.json, data.csv:column, export.pkl")
+    i.add_argument("--tensors", action="store_true", help="list every tensor in the file instead of the tables")
+    i.add_argument("--rows", type=int, default=4, metavar="N", help="rows shown per table (default 4)")
     return p
 
 
@@ -67,6 +73,64 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    if args.tensors:
+        return _inspect_tensors(args)
+    model = load(args.src, vocab=args.vocab)
+    if args.json:
+        print(json.dumps(model.manifest(include_tokens=True), indent=2, ensure_ascii=False))
+        return 0
+    print(format_model(model, rows=args.rows))
+    return 0
+
+
+_PLURAL = {"user": "users", "item": "items", "category": "categories", "token": "tokens"}
+
+
+def format_model(model: EmbeddingModel, rows: int = 4) -> str:
+    """What a person needs to know about a model, without knowing what a state dict is."""
+    src = model.source
+    out = [f"file:       {src.path} ({src.size:,} bytes, {src.container})"]
+    made_by = {"fastai-0.7": "fastai 0.7", "fastai-1": "fastai 1.x", "fastai2-preview": "the fastai2 preview",
+               "fastai-2": "fastai 2.x", "unknown": "unknown (not stated in the file)"}[src.generation]
+    what = {"export": "a learner export (model + data processing)", "save": "learn.save weights (+ optimizer)",
+            "encoder": "a saved text encoder", "state-dict": "bare weights (a state dict)",
+            "embconv-output": "an embconv output"}[src.artifact]
+    out.append(f"written by: {made_by}; {what}")
+    if src.model_class:
+        out.append(f"model:      {src.model_class}")
+    kind = {"collab-dot": "collaborative filtering, dot product", "collab-nn": "collaborative filtering, neural net",
+            "tabular": "tabular", "text-lm": "text language model", "text-classifier": "text classifier",
+            "unknown": "unknown"}[model.model.kind]
+    yr = f"; predictions scaled to {list(model.model.y_range)}" if model.model.y_range else ""
+    out.append(f"kind:       {kind}{yr}")
+    out.append(f"tables:     {len(model.tables)}")
+    for t in model.tables.values():
+        out.append("")
+        out.append(f"  {t.name}  ({_PLURAL[t.role]}): {t.rows:,} rows × {t.dim} numbers, stored as {t.source_dtype}")
+        keys = t.weight_key + (f" (also {', '.join(t.tied_keys)})" if t.tied_keys else "")
+        out.append(f"    from:       {keys}" + (f", bias {t.bias_key}" if t.bias_key else ""))
+        if t.vocab is None:
+            out.append("    row labels: none in the file — rows are numbered 0…; supply them with --vocab")
+            continue
+        v = t.vocab
+        unk = f"; unseen ids → row {v.unknown_index}" if v.unknown_index is not None else "; no row for unseen ids"
+        out.append(f"    row labels: {len(v):,} from {v.source}{unk}")
+        shown = list(range(min(rows, len(v))))
+        if len(v) > rows:
+            shown.append(len(v) - 1)
+        for i in shown:
+            if i == len(v) - 1 and len(v) > rows + 1:
+                out.append("      …")
+            mark = "   ← unknown/missing" if i == v.unknown_index else ""
+            out.append(f"      row {i:>{len(str(len(v)))}}: {v.strings[i]!r}{mark}")
+    if model.warnings:
+        out.append("")
+        out.append("warnings:")
+        out.extend(f"  - {w}" for w in model.warnings)
+    return "\n".join(out)
+
+
+def _inspect_tensors(args: argparse.Namespace) -> int:
     with open_model_file(args.src) as mf:
         tensors = list(mf.tensors())
         if args.json:

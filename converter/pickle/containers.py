@@ -29,7 +29,8 @@ from .zipreader import read_entries
 LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa850192e")
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
-_PICKLE_START = set(b"(.0123FIJKLMNPSTUVXabcdeghijlopqrstu}])G")
+# First opcodes of protocol 0/1 pickles (no PROTO opcode): MARK, empty containers, GLOBAL, scalars.
+_PICKLE0_START = set(b"(]})cNIFLSV")
 
 
 @dataclass
@@ -87,7 +88,7 @@ def sniff(head: bytes, size: int) -> str:
         return "torch-legacy"
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return "pickle"
-    if head[:1] and head[0] in _PICKLE_START:
+    if head[:1] and head[0] in _PICKLE0_START:
         return "pickle"
     if head[:8] == b"PYTORCH1":
         raise UnreadableInputError("a pre-release PyTorch archive (PYTORCH1), not supported")
@@ -303,8 +304,18 @@ def read_buffer(path: str, buf: Any, *, record_only: bool = False,
         root = reader.read_zip()
     elif container == "torch-legacy":
         root = reader.read_legacy()
-    else:
+    elif head[:1] == b"\x80":
         root = reader.read_pickle()
+    else:
+        try:
+            root = reader.read_pickle()
+        except UnsafeInputError:
+            raise
+        except EmbconvError as e:
+            # Text that merely starts like a protocol-0 pickle (a CSV, a README…).
+            raise UnreadableInputError(
+                f"not a model file: no torch zip or legacy signature, and not a pickle ({e.message})"
+            ) from None
     return container, root, resolver, reader
 
 
