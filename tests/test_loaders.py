@@ -183,3 +183,20 @@ def test_unknown_state_dict_guesses_with_a_warning(tmp_path):
     assert [t.weight_key for t in model.tables.values()] == ["user_factors.weight"]
     assert any("guessed" in w for w in model.warnings)
     assert np.array_equal(model.tables["user_factors"].weight, sd["user_factors.weight"].numpy())
+
+
+def test_seed_question_v07_collab_first_appearance():
+    """fastai 0.7 collab numbers users in order of first appearance, with no reserved row."""
+    d = FIXTURES / "fastai07"
+    proc = run_cli("inspect", d / "collab.h5", "--json", "--vocab", f"u.weight={d / 'ratings.csv'}:userId")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(proc.stdout)
+    user = next(t for t in manifest["tables"] if t["weight_key"] == "u.weight")
+    assert user["name"] == "userId"
+    pd = pytest.importorskip("pandas")
+    first_seen = [str(v) for v in pd.read_csv(d / "ratings.csv")["userId"].unique()]
+    assert user["vocab"]["tokens"] == first_seen
+    assert user["vocab"]["unknown_index"] is None and user["rows"] == len(first_seen)
+    assert manifest["source"]["generation"] == "fastai-0.7"
+    human = run_cli("inspect", d / "collab.h5", "--vocab", f"u.weight={d / 'ratings.csv'}:userId").stdout
+    assert f"row 0: '{first_seen[0]}'" in human and "no row for unseen ids" in human
