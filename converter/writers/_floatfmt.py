@@ -1,0 +1,144 @@
+"""Fast, vectorised text formatting of float32 values for word2vec text files.
+
+Every value is written as the shortest decimal (6–9 significant digits) that reads back to
+the same float32 both when parsed straight to float32 and when parsed to float64 first and
+then rounded (gensim's ``np.float32(str)``); the decimal is chosen strictly inside the float32
+rounding interval, so both parse routes agree. Values with |v| in [1e-4, 999) and zeros take
+the vectorised path (positional notation, e.g. ``-0.012573022``, ``2.0``); everything else
+(tiny, huge, inf, nan) uses numpy's own shortest repr (``str(np.float32(v))``).
+
+Method: the value is scaled exactly into float64, candidates with 6, 7, 8 and 9 significant
+digits are checked against the exact midpoints to the neighbouring float32 values, and the
+chosen decimal becomes an integer N = value × 10^12 whose digits are looked up four at a time
+in byte tables into a fixed 20-byte field per value; suppressed digits are NUL bytes, removed
+at the end with one ``bytes.translate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+_W = 20  # bytes per value field: [sign i2 i1 i0] [. f1 f2 f3] [f4..f7] [f8..f11] [f12 sep 0 0]
+_SEP_BYTE = 17
+
+
+def _table(entries: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(e.ljust(4, b"\0") for e in entries), dtype="<u4").copy()
+
+
+def _int_entry(i: int, neg: bool) -> bytes:
+    s = (b"-" if neg else b"") + str(i).encode()
+    return s.rjust(4, b"\0")
+
+
+_INTW = _table([_int_entry(i, neg) for neg in (False, True) for i in range(1000)])
+_DOTW = _table([b"." + b"%03d" % i for i in range(1000)])
+_TAB4 = _table([b"%04d" % i for i in range(10000)])
+_LASTW = _table([b"%d " % d for d in range(10)])
+
+
+def _tz6() -> np.ndarray:
+    """Trailing zeros of every 6-digit group (6 for 0)."""
+    t = np.zeros(10**6, dtype=np.int8)
+    t[0] = 6
+    for k in range(1, 6):
+        t[:: 10**k] += 1
+    return t
+
+
+_TZ6 = _tz6()
+
+
+def _masks() -> tuple[np.ndarray, ...]:
+    """AND masks for words 1..4, indexed by the number of fraction digits kept (0..12)."""
+    layout = ((None, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11), (12, None, None, None))  # fraction digit per byte
+    out = []
+    for word in layout:
+        rows = [bytes(0xFF if (k is None or k <= f) else 0 for k in word) for f in range(13)]
+        out.append(np.frombuffer(b"".join(rows), dtype="<u4").copy())
+    return tuple(out)
+
+
+_M1, _M2, _M3, _M4 = _masks()
+_P10 = 10.0 ** np.arange(0, 23)
+_CHUNK_VALUES = 1 << 16
+
+
+def _format_block(vals: np.ndarray, dim: int) -> bytes:
+    """Rows of ``dim`` float32 values → b'v v v\\n' per row (fields joined, rows newline-ended)."""
+    n = vals.size
+    bits = vals.view("<u4")
+    neg = (bits >> 31).astype(np.int64)
+    absbits = bits & np.uint32(0x7FFFFFFF)
+    a32 = absbits.view("<f4")
+    a = a32.astype(np.float64)
+    zero = absbits == 0
+    fast = ((a >= 1e-4) & (a < 999.0)) | zero
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x = np.floor(np.log10(np.where(fast & ~zero, a, 1.0))).astype(np.int64)
+        np.clip(x, -4, 2, out=x)
+        s = 8 - x
+        p10 = _P10[s]
+        y = a * p10  # exact: 24-bit significand × 10^s with s <= 12
+        hi = (a + (absbits + np.uint32(1)).view("<f4").astype(np.float64)) * 0.5
+        lo = (a + (absbits - np.uint32(1)).view("<f4").astype(np.float64)) * 0.5
+        m = np.rint(y)
+        ok = (m / p10 > lo) & (m / p10 < hi)
+        chosen = m
+        for d in (10.0, 100.0, 1000.0):  # fewer digits win when they still round-trip
+            md = np.rint(y / d) * d
+            bk = md / p10
+            okd = (bk > lo) & (bk < hi)
+            chosen = np.where(okd, md, chosen)
+            ok |= okd
+    fast &= ok | zero
+    chosen[~fast | zero] = 0.0
+    big_n = (chosen * _P10[x + 4]).astype(np.int64)  # value × 10^12, exact (< 10^15)
+    i_part = big_n // 10**12
+    fr = big_n - i_part * 10**12
+    g1 = fr // 10**9
+    r = fr - g1 * 10**9
+    g2 = r // 10**5
+    r2 = r - g2 * 10**5
+    g3 = r2 // 10
+    g4 = r2 - g3 * 10
+    low6 = fr % 10**6
+    tz = np.where(low6 != 0, _TZ6[low6], 6 + _TZ6[fr // 10**6])
+    keep = np.maximum(12 - tz.astype(np.int64), 1)
+    np.clip(i_part, 0, 999, out=i_part)
+    w = np.empty((n, 5), dtype="<u4")
+    w[:, 0] = _INTW[neg * 1000 + i_part]
+    w[:, 1] = _DOTW[g1] & _M1[keep]
+    w[:, 2] = _TAB4[g2] & _M2[keep]
+    w[:, 3] = _TAB4[g3] & _M3[keep]
+    w[:, 4] = _LASTW[g4] & _M4[keep]
+    b = w.view(np.uint8).reshape(n, _W)
+    slow = np.flatnonzero(~fast)
+    if slow.size:
+        strs = [str(v).encode("ascii") for v in vals[slow]]
+        b[slow, :_SEP_BYTE] = np.array(strs, dtype=f"S{_SEP_BYTE}").view(np.uint8).reshape(-1, _SEP_BYTE)
+        b[slow, _SEP_BYTE:] = 0
+        b[slow, _SEP_BYTE] = ord(" ")
+    b.reshape(-1, dim * _W)[:, (dim - 1) * _W + _SEP_BYTE] = ord("\n")
+    return w.tobytes().translate(None, b"\0")
+
+
+def iter_lines(tokens: list[bytes], rows: np.ndarray) -> Iterator[bytes]:
+    """word2vec text lines ``token v1 … vd\\n`` for float32 ``rows`` (n, d >= 1) and escaped
+    token bytes, yielded as byte blocks of about 64K values."""
+    n, dim = rows.shape
+    if n == 0:
+        return
+    step = max(1, _CHUNK_VALUES // dim)
+    for start in range(0, n, step):
+        vals = np.ascontiguousarray(rows[start : start + step], dtype="<f4")
+        lines = _format_block(vals.reshape(-1), dim).split(b"\n")
+        lines[-1] = b""  # after the final newline: makes the join end with one
+        yield b"\n".join(map(b" ".join, zip(tokens[start : start + step], lines[:-1], strict=True))) + b"\n"
+
+
+def format_rows(tokens: list[bytes], rows: np.ndarray) -> bytes:
+    """All lines of :func:`iter_lines` as one bytes object."""
+    return b"".join(iter_lines(tokens, rows))

@@ -1,0 +1,272 @@
+"""safetensors writer and reader.
+
+Layout (embconv safetensors layout 1)
+-------------------------------------
+For every table ``<t>`` of the model:
+
+``<t>.weight``          F32 (or the requested float dtype), shape ``[rows, dim]``
+``<t>.bias``            same dtype, shape ``[rows]``; only where the table has a bias
+``<t>.vocab.utf8``      U8, shape ``[nbytes]``: every token's UTF-8 bytes, concatenated in row order
+``<t>.vocab.offsets``   I64, shape ``[rows + 1]``: token *i* is ``utf8[offsets[i]:offsets[i+1]]``;
+                        ``offsets[0] == 0`` and ``offsets[rows] == nbytes``
+
+The vocabulary tensors exist only where the table has a vocabulary. Because the tokens live in
+tensors and not in the JSON header, a vocabulary of any size round-trips (the header is limited
+to 100 MB). Tokens are the string forms of the vocabulary (``str()`` of ints/floats/bools, as
+fastai prints them); a token that is not valid Unicode (a lone surrogate from an old pickle) is
+encoded with ``surrogatepass``, so decode with ``errors="surrogatepass"`` (identical to strict
+decoding for every valid token).
+
+``__metadata__`` holds ``format: "pt"`` (what transformers checks), ``embconv.layout: "1"``, and
+``embconv.manifest``: the manifest JSON (design.md §2) without the token lists.
+
+A reader needs only the safetensors library::
+
+    from safetensors import safe_open
+    with safe_open("out.safetensors", framework="np") as f:
+        w = f.get_tensor("userId.weight")
+        b = bytes(f.get_tensor("userId.vocab.utf8"))
+        o = f.get_tensor("userId.vocab.offsets").tolist()
+        tokens = [b[o[i]:o[i + 1]].decode("utf-8", "surrogatepass") for i in range(len(o) - 1)]
+
+The file is written by streaming (header, then each tensor in row chunks straight from the
+source), tensors ordered as the safetensors writer orders them (descending element size, then
+name), header padded with spaces to a multiple of 8, offsets contiguous from 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from ..errors import OutputError, UnreadableInputError
+from ..ir import EmbeddingModel, InMemory, model_from_manifest
+from ._common import ProgressCounter, bias_array, output_dtype, output_source, weight_chunks
+
+FORMAT = "safetensors"
+SUFFIXES = (".safetensors",)
+MAX_HEADER = 100_000_000
+LAYOUT = "1"
+
+_ST_DTYPES: dict[str, str] = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+    "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
+}
+
+
+def st_dtype(dtype: np.dtype) -> str:
+    """The safetensors dtype string of a (little-endian) numpy dtype."""
+    for name, np_name in _ST_DTYPES.items():
+        if np.dtype(np_name) == np.dtype(dtype):
+            return name
+    raise ValueError(f"no safetensors dtype for {dtype}")
+
+
+def encode_vocab(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(utf8 bytes as uint8, int64 offsets of length rows+1) for a token list."""
+    joined = "".join(strings).encode("utf-8", "surrogatepass")
+    n = len(strings)
+    char_lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    if len(joined) == int(char_lengths.sum()):  # all ASCII: bytes == characters
+        lengths = char_lengths
+    else:
+        lengths = np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in strings), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return np.frombuffer(joined, dtype=np.uint8), offsets
+
+
+def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
+    """The inverse of :func:`encode_vocab`."""
+    o = offsets.tolist()
+    if len(o) == 0 or o[0] != 0 or o[-1] != len(data) or any(a > b for a, b in zip(o, o[1:], strict=False)):
+        raise ValueError("vocabulary offsets do not tile the token bytes")
+    text = data.decode("utf-8", "surrogatepass")
+    if len(text) == len(data):  # ASCII: slice the decoded text directly
+        return [text[a:b] for a, b in zip(o, o[1:], strict=False)]
+    return [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(o, o[1:], strict=False)]
+
+
+class _Entry:
+    def __init__(self, name: str, dtype: np.dtype, shape: tuple[int, ...], write: Callable[[BinaryIO], None]) -> None:
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.shape = shape
+        self.nbytes = int(np.prod(shape, dtype=np.int64)) * self.dtype.itemsize
+        self.write = write
+
+
+def _array_writer(array: np.ndarray) -> Callable[[BinaryIO], None]:
+    def write(f: BinaryIO) -> None:
+        f.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return write
+
+
+def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Any = None, **_: Any) -> None:
+    """Write ``model`` to ``path`` in embconv safetensors layout 1 (see the module docstring)."""
+    out = output_dtype(dtype)
+    counter = ProgressCounter(sum(t.rows for t in model.tables.values()), progress)
+    entries: list[_Entry] = []
+    for t in model.tables.values():
+        def write_weight(f: BinaryIO, t=t) -> None:
+            for _start, chunk in weight_chunks(t, out):
+                f.write(memoryview(chunk).cast("B"))
+                counter.add(len(chunk))
+        entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim), write_weight))
+        b = bias_array(t, out)
+        if b is not None:
+            if b.shape != (t.rows,):
+                raise OutputError(f"table {t.name!r}: bias has {b.shape[0]} rows, weight {t.rows}", path=str(path))
+            entries.append(_Entry(f"{t.name}.bias", out, (t.rows,), _array_writer(b)))
+        if t.vocab is not None:
+            if len(t.vocab) != t.rows:
+                raise OutputError(f"table {t.name!r}: vocabulary has {len(t.vocab)} tokens, weight {t.rows} rows",
+                                  path=str(path))
+            data, offsets = encode_vocab(t.vocab.strings)
+            entries.append(_Entry(f"{t.name}.vocab.utf8", np.dtype("u1"), (len(data),), _array_writer(data)))
+            entries.append(_Entry(f"{t.name}.vocab.offsets", np.dtype("<i8"), (len(offsets),), _array_writer(offsets)))
+    entries.sort(key=lambda e: (-e.dtype.itemsize, e.name))
+
+    header: dict[str, Any] = {"__metadata__": {"format": "pt", "embconv.layout": LAYOUT,
+                                               "embconv.manifest": model.manifest_json(include_tokens=False)}}
+    pos = 0
+    for e in entries:
+        header[e.name] = {"dtype": st_dtype(e.dtype), "shape": list(e.shape), "data_offsets": [pos, pos + e.nbytes]}
+        pos += e.nbytes
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    if len(raw) > MAX_HEADER:
+        raise OutputError(f"safetensors header would be {len(raw)} bytes, above the 100 MB limit", path=str(path))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for e in entries:
+            before = f.tell()
+            e.write(f)
+            if f.tell() - before != e.nbytes:
+                raise OutputError(f"tensor {e.name!r}: wrote {f.tell() - before} bytes, expected {e.nbytes}",
+                                  path=str(path))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def sniff(head: bytes) -> bool:
+    """True if ``head`` (the first bytes of a file) looks like safetensors."""
+    if len(head) < 9:
+        return False
+    n = struct.unpack("<Q", head[:8])[0]
+    return 2 <= n <= MAX_HEADER and head[8:9] == b"{"
+
+
+def read_header(path: Path) -> tuple[dict, int]:
+    """(validated header dict, byte offset of the data buffer)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise UnreadableInputError("too short for safetensors", path=str(path))
+        n = struct.unpack("<Q", head)[0]
+        if n > MAX_HEADER or 8 + n > size:
+            raise UnreadableInputError(f"safetensors header length {n} is impossible", path=str(path))
+        try:
+            header = json.loads(f.read(n).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UnreadableInputError(f"safetensors header is not JSON: {e}", path=str(path)) from e
+    if not isinstance(header, dict):
+        raise UnreadableInputError("safetensors header is not an object", path=str(path))
+    spans = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dt = np.dtype(_ST_DTYPES[info["dtype"]])
+            shape = [int(s) for s in info["shape"]]
+            begin, end = (int(x) for x in info["data_offsets"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise UnreadableInputError(f"tensor {name!r}: unsupported or malformed entry", path=str(path)) from e
+        if any(s < 0 for s in shape) or end - begin != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
+            raise UnreadableInputError(f"tensor {name!r}: data_offsets do not match its shape", path=str(path))
+        spans.append((begin, end, name))
+    pos = 0
+    for begin, end, name in sorted(spans):
+        if begin != pos:
+            raise UnreadableInputError(f"tensor {name!r}: offsets leave a gap or overlap", path=str(path))
+        pos = end
+    if 8 + n + pos != size:
+        raise UnreadableInputError(f"file is {size} bytes, the header describes {8 + n + pos}", path=str(path))
+    return header, 8 + n
+
+
+def _tensor(path: Path, header: dict, base: int, name: str) -> np.ndarray:
+    info = header[name]
+    dt = np.dtype(_ST_DTYPES[info["dtype"]])
+    shape = tuple(int(s) for s in info["shape"])
+    begin = int(info["data_offsets"][0])
+    if int(np.prod(shape, dtype=np.int64)) == 0:
+        return np.zeros(shape, dtype=dt)
+    return np.memmap(path, dtype=dt, mode="r", offset=base + begin, shape=shape)
+
+
+def read(path: Path) -> EmbeddingModel:
+    """Read an embconv safetensors file back into the IR (arrays memory-mapped)."""
+    header, base = read_header(path)
+    meta = header.get("__metadata__") or {}
+    if "embconv.manifest" in meta:
+        try:
+            manifest = json.loads(meta["embconv.manifest"])
+        except json.JSONDecodeError as e:
+            raise UnreadableInputError(f"embconv.manifest is not JSON: {e}", path=str(path)) from e
+    else:
+        manifest = _manifest_from_tensors(header, path)
+    arrays: dict[str, tuple[Any, Any]] = {}
+    tokens: dict[str, list[str]] = {}
+    for t in manifest["tables"]:
+        name = t["name"]
+        try:
+            w = _tensor(path, header, base, f"{name}.weight")
+        except KeyError:
+            raise UnreadableInputError(f"table {name!r}: tensor {name}.weight is missing", path=str(path)) from None
+        b = _tensor(path, header, base, f"{name}.bias") if f"{name}.bias" in header else None
+        arrays[name] = (InMemory(w), InMemory(b) if b is not None else None)
+        if t.get("vocab") is not None:
+            try:
+                data = bytes(_tensor(path, header, base, f"{name}.vocab.utf8"))
+                offsets = np.asarray(_tensor(path, header, base, f"{name}.vocab.offsets"))
+                tokens[name] = decode_vocab(data, offsets)
+            except KeyError:
+                raise UnreadableInputError(f"table {name!r}: vocabulary tensors are missing", path=str(path)) from None
+            except (ValueError, UnicodeDecodeError) as e:
+                raise UnreadableInputError(f"table {name!r}: vocabulary is corrupt: {e}", path=str(path)) from e
+    try:
+        model = model_from_manifest(manifest, arrays, tokens)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnreadableInputError(f"embconv.manifest is inconsistent: {e}", path=str(path)) from e
+    model.source = output_source(model, path, "safetensors")
+    return model
+
+
+def _manifest_from_tensors(header: dict, path: Path) -> dict:
+    """A minimal manifest for a safetensors file embconv did not write: every 2-D ``X.weight``."""
+    tables = []
+    for name, info in header.items():
+        if name.endswith(".weight") and name != "__metadata__" and len(info["shape"]) == 2:
+            t = name[: -len(".weight")]
+            vocab = {"size": info["shape"][0], "unknown_index": None, "source": "file"} \
+                if f"{t}.vocab.utf8" in header else None
+            tables.append({"name": t, "role": "category", "dtype": str(np.dtype(_ST_DTYPES[info["dtype"]])),
+                           "weight_key": name, "bias_key": f"{t}.bias" if f"{t}.bias" in header else None,
+                           "vocab": vocab})
+    if not tables:
+        raise UnreadableInputError("no embconv manifest and no 2-D '<table>.weight' tensor", path=str(path))
+    return {"source": {"path": str(path), "size": path.stat().st_size, "generation": "unknown",
+                       "artifact": "state-dict", "container": "safetensors"},
+            "model": {"kind": "unknown", "y_range": None}, "tables": tables, "warnings": []}
+
+
+__all__ = ["FORMAT", "SUFFIXES", "decode_vocab", "encode_vocab", "read", "read_header", "sniff", "write"]
