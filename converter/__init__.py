@@ -3,6 +3,7 @@ without fastai or torch."""
 
 from __future__ import annotations
 
+from .api import convert, load, read_output, save
 from .errors import (
     EmbconvError,
     OutputError,
@@ -13,7 +14,6 @@ from .errors import (
     VerificationError,
 )
 from .ir import EmbeddingModel, EmbeddingTable, Vocabulary
-from .loaders import load
 from .pickle import open_model_file
 from .pickle import scan_file as scan
 
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "EmbconvError", "EmbeddingModel", "EmbeddingTable", "OutputError", "ResourceLimitError",
     "UnreadableInputError", "UnsafeInputError", "UsageError", "VerificationError", "Vocabulary",
-    "__version__", "load", "open_model_file", "scan",
+    "__version__", "convert", "load", "open_model_file", "read_output", "save", "scan",
 ]

@@ -7,13 +7,16 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .api import convert, load
 from .errors import EmbconvError, UsageError
 from .ir import EmbeddingModel
-from .loaders import load
 from .pickle import describe, open_model_file, scan_file
+from .verify import verify_output
+from .writers import FORMATS, format_for, plan
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,6 +33,26 @@ def _build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="list every global a pickle names, and the verdict")
     s.add_argument("src")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    c = sub.add_parser("convert", help="write the embedding tables as safetensors, ONNX or word2vec")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--to", choices=sorted(FORMATS), help="output format (default: from DST's extension)")
+    c.add_argument("--table", action="append", default=[], metavar="NAME", help="only this table (repeatable)")
+    c.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
+                   help="a vocabulary the file lacks (see inspect --help)")
+    c.add_argument("--dtype", default="float32", choices=["float32", "float16", "float64"],
+                   help="float type of the written weights (default float32)")
+    c.add_argument("--drop-unknown", action="store_true", help="word2vec: leave out the #na# (unknown) row")
+    c.add_argument("--force", action="store_true", help="replace existing output files")
+    c.add_argument("--no-verify", action="store_true", help="skip reading the output back and comparing")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+
+    v = sub.add_parser("verify", help="prove that an output matches its source")
+    v.add_argument("dst")
+    v.add_argument("--against", required=True, metavar="SRC", help="the file DST was converted from")
+    v.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
+                   help="the same --vocab given to convert")
 
     i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
@@ -70,6 +93,75 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if report.error:
         _error_line(report.error)
     return report.exit_code
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    bar = _progress_bar(args.quiet)
+    try:
+        files = convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
+                        force=args.force, verify=not args.no_verify, dtype=args.dtype,
+                        drop_unknown=args.drop_unknown, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    if not args.quiet:
+        verified = "written and verified" if not args.no_verify else "written (not verified)"
+        print(f"{verified}: {len(files)} file(s)")
+        for f in files:
+            print(f"  {f}  ({f.stat().st_size:,} bytes)")
+        hint = _LOAD_HINTS.get(format_for(args.dst, args.to).name)
+        if hint:
+            print(f"load it with: {hint.format(path=files[0])}")
+    return 0
+
+
+_LOAD_HINTS = {
+    "safetensors": "safetensors.numpy.load_file('{path}')  (vocabulary: see README, 'safetensors layout')",
+    "onnx": "onnxruntime.InferenceSession('{path}')  (inputs <table>.index / <table>.id)",
+    "word2vec-text": "gensim.models.KeyedVectors.load_word2vec_format('{path}')",
+    "word2vec-binary": "gensim.models.KeyedVectors.load_word2vec_format('{path}', binary=True)",
+}
+
+
+def _progress_bar(quiet: bool) -> Any:
+    """A tqdm bar on stderr for long conversions; none with -q or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="row", unit_scale=True, file=sys.stderr, leave=False, mininterval=0.5)
+
+    class _Bar:
+        def update(self, done: int, total: int) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        def close(self) -> None:
+            bar.close()
+
+    return _Bar()
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    expected = load(args.against, vocab=args.vocab)
+    dst = Path(args.dst)
+    if dst.exists():
+        verify_output(dst, expected)
+        checked = [dst]
+    else:
+        jobs = plan(expected, dst, format_for(dst))
+        missing = [str(p) for _, p in jobs if not p.exists()]
+        if missing:
+            raise UsageError(f"{args.dst}: no such output (looked for {', '.join(missing)})")
+        for sub, primary in jobs:
+            verify_output(primary, sub)
+        checked = [p for _, p in jobs]
+    rows = sum(t.rows for t in expected.tables.values())
+    for p in checked:
+        print(f"verified: {p} matches {args.against}")
+    print(f"ok: {len(expected.tables)} table(s), {rows:,} rows")
+    return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -166,8 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: scan, inspect")
-        handler: Any = {"scan": _cmd_scan, "inspect": _cmd_inspect}[args.command]
+            raise UsageError("a command is required: inspect, convert, verify, scan")
+        handler: Any = {"scan": _cmd_scan, "inspect": _cmd_inspect, "convert": _cmd_convert,
+                        "verify": _cmd_verify}[args.command]
         return handler(args)
     except EmbconvError as e:
         if debug:

@@ -193,4 +193,4 @@ def read_output(path: str | os.PathLike) -> EmbeddingModel:
     return sniff(p).read(p)
 
 
-__all__ = ["FORMATS", "Format", "format_for", "plan", "read_output", "save", "sniff"]
+__all__ = ["FORMATS", "Format", "Progress", "format_for", "plan", "read_output", "save", "sniff"]

@@ -1,0 +1,58 @@
+"""The library's front door: open anything embconv reads, convert, save (design.md §5).
+
+This is the one place that knows both sides: loaders for fastai files, writers' readers for
+embconv outputs. Loaders and writers never import each other."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import UnreadableInputError, UsageError
+from .ir import EmbeddingModel
+from .loaders import load as load_fastai
+from .writers import Progress, read_output, save
+from .writers import sniff as sniff_output
+
+
+def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
+    """Read a fastai file of any generation — or an embconv output — into an ``EmbeddingModel``.
+
+    ``vocab`` supplies vocabularies a fastai file lacks, e.g. ``{"user": "ratings.csv:userId"}``
+    (a pickled list, a text file, a JSON list, ``file.csv:column`` or the learner's
+    ``export.pkl``). Weights stay memory-mapped until used."""
+    if _is_output(path):
+        if vocab:
+            raise UsageError("embconv outputs carry their own vocabularies; --vocab applies to fastai files")
+        return read_output(path)
+    return load_fastai(path, vocab=vocab)
+
+
+def _is_output(path: str | os.PathLike) -> bool:
+    try:
+        sniff_output(path)
+    except UnreadableInputError:
+        return False
+    return True
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
+            tables: Iterable[str] | None = None, vocab: Any = None, force: bool = False, verify: bool = True,
+            dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None) -> list[Path]:
+    """Convert ``src`` into ``dst`` (format from its extension or ``to``); returns the files
+    written. Every file is read back and compared with the source before it is moved into
+    place, unless ``verify`` is False."""
+    model = load(src, vocab=vocab)
+    if tables:
+        wanted = list(tables)
+        try:
+            model = model.select(wanted)
+        except KeyError as e:
+            raise UsageError(f"no table {e.args[0]!r} in {src} (tables: {', '.join(load(src, vocab).tables)})") from None
+    return save(model, dst, to, force=force, dtype=dtype, drop_unknown=drop_unknown, progress=progress,
+                verify=verify)
+
+
+__all__ = ["convert", "load", "read_output", "save"]
