@@ -30,6 +30,19 @@ def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
     return load_fastai(path, vocab=vocab)
 
 
+def set_y_range(model: EmbeddingModel, y_range: tuple[float, float] | None) -> None:
+    """Give a model the rating range its file lacks (UsageError if the file has another one)."""
+    if y_range is None:
+        return
+    lo, hi = (float(v) for v in y_range)
+    if not lo < hi:
+        raise UsageError(f"--y-range wants LO < HI, got {lo},{hi}")
+    if model.model.y_range is not None and tuple(model.model.y_range) != (lo, hi):
+        raise UsageError(f"the file already says y_range={list(model.model.y_range)}")
+    model.model.y_range = (lo, hi)
+    model.warnings[:] = [w for w in model.warnings if not w.startswith("no y_range in this file")]
+
+
 def _is_output(path: str | os.PathLike) -> bool:
     try:
         sniff_output(path)
@@ -40,11 +53,14 @@ def _is_output(path: str | os.PathLike) -> bool:
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
             tables: Iterable[str] | None = None, vocab: Any = None, force: bool = False, verify: bool = True,
-            dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None) -> list[Path]:
+            dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
+            y_range: tuple[float, float] | None = None) -> list[Path]:
     """Convert ``src`` into ``dst`` (format from its extension or ``to``); returns the files
     written. Every file is read back and compared with the source before it is moved into
-    place, unless ``verify`` is False."""
+    place, unless ``verify`` is False. ``y_range`` supplies the rating range a file lacks
+    (fastai 0.7 collab, v1/v2 ``learn.save``)."""
     model = load(src, vocab=vocab)
+    set_y_range(model, y_range)
     if tables:
         wanted = list(tables)
         try:
@@ -55,4 +71,4 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                 verify=verify)
 
 
-__all__ = ["convert", "load", "read_output", "save"]
+__all__ = ["convert", "load", "read_output", "save", "set_y_range"]

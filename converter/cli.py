@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .api import convert, load
+from .api import convert, load, set_y_range
 from .errors import EmbconvError, UsageError
 from .ir import EmbeddingModel
 from .pickle import describe, open_model_file, scan_file
@@ -44,6 +44,8 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", default="float32", choices=["float32", "float16", "float64"],
                    help="float type of the written weights (default float32)")
     c.add_argument("--drop-unknown", action="store_true", help="word2vec: leave out the #na# (unknown) row")
+    c.add_argument("--y-range", type=_y_range, metavar="LO,HI",
+                   help="rating range for collab dot models whose file lacks it (fastai 0.7, learn.save)")
     c.add_argument("--force", action="store_true", help="replace existing output files")
     c.add_argument("--no-verify", action="store_true", help="skip reading the output back and comparing")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
@@ -53,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--against", required=True, metavar="SRC", help="the file DST was converted from")
     v.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
                    help="the same --vocab given to convert")
+    v.add_argument("--y-range", type=_y_range, metavar="LO,HI", help="the same --y-range given to convert")
 
     i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
@@ -62,6 +65,14 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("--tensors", action="store_true", help="list every tensor in the file instead of the tables")
     i.add_argument("--rows", type=int, default=4, metavar="N", help="rows shown per table (default 4)")
     return p
+
+
+def _y_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants LO,HI (two numbers), got {text!r}") from None
+    return lo, hi
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
@@ -100,7 +111,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     try:
         files = convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
                         force=args.force, verify=not args.no_verify, dtype=args.dtype,
-                        drop_unknown=args.drop_unknown, progress=bar.update if bar else None)
+                        drop_unknown=args.drop_unknown, progress=bar.update if bar else None,
+                        y_range=args.y_range)
     finally:
         if bar:
             bar.close()
@@ -145,6 +157,7 @@ def _progress_bar(quiet: bool) -> Any:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     expected = load(args.against, vocab=args.vocab)
+    set_y_range(expected, args.y_range)
     dst = Path(args.dst)
     if dst.exists():
         verify_output(dst, expected)

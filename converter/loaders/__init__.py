@@ -70,6 +70,11 @@ def load_model_file(mf: ModelFile) -> EmbeddingModel:
                             "each row is kept, word2vec output disambiguates them")
         if t.source_dtype != "float32":
             warnings.append(f"table {t.name} is stored as {t.source_dtype}; outputs are float32 unless asked")
+    if arch.kind == "collab-dot" and det.y_range is None:
+        where = ("fastai 0.7 keeps it outside the file (min/max of the ratings)" if det.generation == "fastai-0.7"
+                 else "only exports store it")
+        warnings.append(f"no y_range in this file ({where}): the ONNX rating output is the raw score "
+                        "unless you pass --y-range LO,HI")
     model_class = det.model_class
     source = SourceInfo(path=mf.path, size=mf.size, generation=det.generation, artifact=det.artifact,
                         container=mf.container, model_class=model_class)

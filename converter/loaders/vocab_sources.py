@@ -53,8 +53,10 @@ def find_table(model: EmbeddingModel, ref: str) -> EmbeddingTable:
 
 def apply_sidecars(model: EmbeddingModel, specs: dict[str, str]) -> None:
     """Attach (and name) the vocabularies the user supplied. Sizes must fit the tables."""
+    labelled: set[str] = set()
     for ref, spec in specs.items():
         table = find_table(model, ref)
+        labelled.update({table.name, table.weight_key})
         vocab, column = load_sidecar(spec, table, model)
         if len(vocab) != table.rows:
             raise UnreadableInputError(
@@ -64,13 +66,9 @@ def apply_sidecars(model: EmbeddingModel, specs: dict[str, str]) -> None:
         table.vocab = vocab
         if column and _PLACEHOLDER.fullmatch(table.name) and column not in model.tables:
             _rename(model, table, column)
-    model.warnings[:] = [w for w in model.warnings if not _resolved(w, model)]
-
-
-def _resolved(warning: str, model: EmbeddingModel) -> bool:
-    # "table X has no vocabulary" warnings disappear once X got one.
-    m = re.match(r"table (\S+) has no vocabulary", warning)
-    return bool(m) and any(t.vocab is not None and m.group(1) in (t.name, t.weight_key) for t in model.tables.values())
+    # "table X has no vocabulary" warnings disappear once X got one (X may have been renamed).
+    model.warnings[:] = [w for w in model.warnings
+                         if not ((m := re.match(r"table (\S+) has no vocabulary", w)) and m.group(1) in labelled)]
 
 
 def _rename(model: EmbeddingModel, table: EmbeddingTable, new: str) -> None:
