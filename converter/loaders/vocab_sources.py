@@ -11,15 +11,12 @@ import json
 import math
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import EmbconvError, UnreadableInputError, UsageError
 from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from ..pickle import open_model_file
 from .vocab_rules import NA, text_vocab
-
-if TYPE_CHECKING:
-    pass
 
 # pandas' default NA strings (read_csv na_values): these cells are NaN, not categories.
 PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
