@@ -201,3 +201,29 @@ def test_seed_question_v07_collab_first_appearance():
     assert manifest["source"]["generation"] == "fastai-0.7"
     human = run_cli("inspect", d / "collab.h5", "--vocab", f"u.weight={d / 'ratings.csv'}:userId").stdout
     assert re.search(rf"row +0: '{first_seen[0]}'", human) and "no row for unseen ids" in human
+
+
+def test_custom_main_code_in_an_export_is_recorded_not_run():
+    """fastai 2.8 pickles notebook functions and classes by value (cloudpickle): the load goes on,
+    scan says the file carries code, and nothing of it is imported or called."""
+    path = FIXTURES / "fastai2" / "collab_custom_export.pkl"
+    report = converter.scan(path)
+    assert report.verdict == "clean" and report.notes and "pickled code" in report.notes[0]
+    model = converter.load(path)
+    assert list(model.tables) == ["userId", "title"]
+
+
+def test_bfloat16_weights_are_read_faithfully(tmp_path):
+    torch = pytest.importorskip("torch")
+    w = torch.randn(7, 3).to(torch.bfloat16)
+    path = tmp_path / "bf16.pth"
+    torch.save({"u_weight.weight": w, "i_weight.weight": w[:5].clone()}, path)
+    model = converter.load(path)
+    user = model.tables["user"]
+    assert user.source_dtype == "bfloat16" and model.manifest()["tables"][0]["dtype"] == "bfloat16"
+    assert np.array_equal(user.weight, w.float().numpy())
+    out = tmp_path / "bf16.safetensors"
+    converter.save(model, out)
+    from safetensors.numpy import load_file
+
+    assert np.array_equal(load_file(out)["user.weight"], w.float().numpy())

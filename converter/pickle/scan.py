@@ -20,8 +20,25 @@ class ScanReport:
     error: str | None = None
 
     @property
+    def notes(self) -> list[str]:
+        """Things worth knowing that do not make the file unsafe for embconv."""
+        code = [u for u in self.globals if u.verdict == "stubbed" and (u.module, u.name) in CODE_CARRIERS]
+        if not code:
+            return []
+        return [f"the file carries pickled code ({len(code)} uses of {', '.join(sorted({u.name for u in code}))}): "
+                "fastai's load_learner would run it; embconv only records it"]
+
+    @property
     def exit_code(self) -> int:
         return {"clean": 0, "unsafe": 1, "unreadable": 3}[self.verdict]
+
+
+# Globals that rebuild functions or classes from pickled code objects (cloudpickle, dill).
+CODE_CARRIERS = frozenset({
+    ("cloudpickle.cloudpickle", "_make_function"), ("cloudpickle.cloudpickle", "_make_skeleton_class"),
+    ("cloudpickle.cloudpickle", "_builtin_type"), ("cloudpickle.cloudpickle", "_make_code"),
+    ("dill._dill", "_create_function"), ("dill._dill", "_create_code"), ("dill._dill", "_create_type"),
+})
 
 
 def scan_file(path: str | os.PathLike) -> ScanReport:
