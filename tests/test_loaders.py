@@ -81,6 +81,7 @@ def test_model_facts_match_truth(path, truth):
     if truth["artifact"] in ("export", "save") or model.source.generation != "unknown":
         assert model.source.generation == truth["generation"]
     assert model.source.artifact == truth["artifact"]
+    assert model.source.container == truth["container"]
     if truth["artifact"] != "encoder":
         assert model.model.kind == truth["kind"]
     if truth["artifact"] == "export":
