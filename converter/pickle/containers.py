@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import EmbconvError, UnreadableInputError, UnsafeInputError
+from ..errors import EmbconvError, ResourceLimitError, UnreadableInputError, UnsafeInputError
 from .globals import GlobalUse, Resolver, StorageType
 from .stubs import GlobalStub
 from .tensors import StorageRef, TensorRef
@@ -95,6 +95,18 @@ def sniff(head: bytes, size: int) -> str:
     raise UnreadableInputError(
         "not a model file: no torch zip, torch legacy or pickle signature at its start"
     )
+
+
+def _short_repr(obj: Any) -> str:
+    """A bounded description of a value from the file, for messages: file data can be deep
+    (repr would recurse), huge, or an integer too long for ``repr``."""
+    if type(obj) is int:
+        return repr(obj) if obj.bit_length() <= 64 else f"a {obj.bit_length()}-bit integer"
+    if type(obj) in (bool, float) or obj is None:
+        return repr(obj)
+    if type(obj) in (str, bytes):
+        return repr(obj[:60]) + ("…" if len(obj) > 60 else "")
+    return f"a {type(obj).__name__}"
 
 
 def _is_storage_tag(s: Any) -> bool:
@@ -178,9 +190,12 @@ class _Reader:
 
     # -- containers ------------------------------------------------------------------------
     def read_zip(self) -> Any:
-        entries = read_entries(self.buf)
+        info: dict = {}
+        entries = read_entries(self.buf, info)
         if not entries:
             raise UnreadableInputError("the zip archive is empty")
+        if info["end"] < len(self.buf):  # e.g. a second file appended: a polyglot smell
+            self.warnings.append(f"{len(self.buf) - info['end']} bytes after the end of the zip archive were ignored")
         first = next(iter(entries))
         prefix = first.split("/", 1)[0] + "/" if "/" in first else ""
         if f"{prefix}constants.pkl" in entries:
@@ -210,8 +225,8 @@ class _Reader:
     def _plain(self, pos: int, what: str) -> tuple[Any, int]:
         try:
             return Unpickler(self.buf, pos, self.resolver).load()
-        except UnsafeInputError as e:
-            raise UnsafeInputError(f"{e.message} (in the legacy {what} pickle)") from None
+        except (UnsafeInputError, ResourceLimitError) as e:
+            raise type(e)(f"{e.message} (in the legacy {what} pickle)") from None
 
     def read_legacy(self) -> Any:
         magic, pos = self._plain(0, "magic-number")
@@ -219,7 +234,7 @@ class _Reader:
             raise UnreadableInputError("invalid legacy magic number")
         proto, pos = self._plain(pos, "protocol")
         if proto != LEGACY_PROTOCOL or type(proto) is not int:
-            raise UnreadableInputError(f"unsupported legacy protocol version {proto!r}")
+            raise UnreadableInputError(f"unsupported legacy protocol version {_short_repr(proto)}")
         sys_info, pos = self._plain(pos, "sys_info")
         if not isinstance(sys_info, dict):
             raise UnreadableInputError("legacy sys_info record is not a dict")

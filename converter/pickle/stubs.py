@@ -46,8 +46,7 @@ class AttrStub:
 
     @property
     def qualname(self) -> str:
-        owner = getattr(self.owner, "qualname", None) or stub_class_name(self.owner)
-        return f"{owner}.{self.name}"
+        return chain_name(self)
 
     def __repr__(self) -> str:
         return f"<attribute {self.qualname}>"
@@ -70,12 +69,12 @@ class ObjectStub:
 
     @property
     def class_name(self) -> str:
-        return self.cls.qualname
+        return chain_name(self.cls)
 
     @property
     def qualname(self) -> str:
         """Used when this stub is itself called: ``module.func()``."""
-        return f"{self.class_name}()"
+        return chain_name(self)
 
     @property
     def attrs(self) -> dict:
@@ -106,3 +105,25 @@ def stub_class_name(obj: object) -> str:
         return obj.qualname
     t = type(obj)
     return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+MAX_NAME_CHAIN = 64
+
+
+def chain_name(obj: object) -> str:
+    """The dotted name of a stub reached through attributes and calls (``mod.f().attr``),
+    built iteratively: a pickle can chain stubs a million deep, and a recursive name would
+    exhaust the stack. Past ``MAX_NAME_CHAIN`` links the root is elided (``….x()``)."""
+    parts: list[str] = []
+    node = obj
+    while len(parts) <= MAX_NAME_CHAIN:
+        if isinstance(node, AttrStub):
+            parts.append(f".{node.name}")
+            node = node.owner
+        elif isinstance(node, ObjectStub):
+            parts.append("()")
+            node = node.cls
+        else:
+            head = node.qualname if isinstance(node, GlobalStub) else stub_class_name(node)
+            return head + "".join(reversed(parts))
+    return "…" + "".join(reversed(parts))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,18 @@ from .stubs import AttrStub, ObjectStub
 from .tensors import TensorRef
 
 MAX_OBJECTS = 50_000_000  # containers + elements created by one pickle
+# The objects one pickle creates, in estimated bytes: MAX_OBJECTS alone let one-byte opcodes
+# that each make an empty container (EMPTY_SET is 216 bytes) turn 50 MB into 10+ GB.
+MAX_CREATED_BYTES = 512 << 20
+_BOOKKEEPING = 128  # per created object: GC header, its id in ``created``, its slot in ``_keep``
+_ELEMENT_BYTES = 16  # per element added to a list (a pointer, growth slack)
+_ENTRY_BYTES = 64  # per dict or set entry (hash-table slots, growth slack)
 MAX_MEMO = 20_000_000
 MAX_MARK_DEPTH = 10_000
 MAX_LONG_BYTES = 4096
+# Tuples inside tuples: CPython hashes (and compares) nested tuples recursively in C, so a
+# dict key or set member nested a million deep overflows the C stack (a crash, not an error).
+MAX_TUPLE_DEPTH = 1_000
 
 
 class _Mark:
@@ -52,7 +62,9 @@ class Unpickler:
         self.created: set[int] = set()  # ids of objects this load created (BUILD targets)
         self._keep: list[Any] = []  # keeps created objects alive so ids stay unique
         self.n_objects = 0
+        self.n_bytes = 0
         self.proto = 0
+        self._tuple_depth: dict[int, int] = {}  # id -> nesting depth, for tuples deeper than 1
 
     # ---- reading -------------------------------------------------------------------------
     def _read(self, n: int) -> bytes:
@@ -67,25 +79,57 @@ class Unpickler:
 
     def _readline(self) -> bytes:
         i = self.pos
-        # Lines are short in real pickles (names, numbers); bound the search.
+        # Lines are short in real pickles (names, numbers); bound the search. Search in growing
+        # windows: copying the whole 1 MiB bound for every short line made a file of many
+        # protocol-0 lines take time proportional to lines × 1 MiB.
         stop = min(self.end, i + (1 << 20))
         data = self.data
-        j = bytes(data[i:stop]).find(b"\n")
-        if j < 0:
-            raise UnreadableInputError(f"pickle is truncated: unterminated line at byte {self.base_offset + i}")
-        self.pos = i + j + 1
-        return bytes(data[i : i + j])
+        lo, width = i, 256
+        while True:
+            hi = min(stop, lo + width)
+            j = bytes(data[lo:hi]).find(b"\n")
+            if j >= 0:
+                nl = lo + j
+                break
+            if hi >= stop:
+                raise UnreadableInputError(
+                    f"pickle is truncated: unterminated line at byte {self.base_offset + i}")
+            lo, width = hi, width * 2
+        self.pos = nl + 1
+        return bytes(data[i:nl])
 
-    def _count(self, n: int = 1) -> None:
+    def _count(self, n: int = 1, nbytes: int | None = None) -> None:
         self.n_objects += n
+        self.n_bytes += n * _ELEMENT_BYTES if nbytes is None else nbytes
         if self.n_objects > MAX_OBJECTS:
             raise ResourceLimitError(f"pickle builds more than {MAX_OBJECTS:,} objects (limit)")
+        if self.n_bytes > MAX_CREATED_BYTES:
+            raise ResourceLimitError(
+                f"pickle builds more than {MAX_CREATED_BYTES >> 20:,} MiB of objects (limit)")
 
     def _new(self, obj: Any) -> Any:
+        if type(obj) is tuple:  # a reconstructor's result (torch.Size, builtins.tuple …)
+            self.tuple_made(obj)
         self.created.add(id(obj))
         self._keep.append(obj)
-        self._count()
+        self._count(1, sys.getsizeof(obj, 64) + _BOOKKEEPING)
         return obj
+
+    def tuple_made(self, t: tuple) -> tuple:
+        """Record the nesting depth of a new tuple; refuse one nested past MAX_TUPLE_DEPTH."""
+        depth = 1
+        depths = self._tuple_depth
+        for x in t:
+            if type(x) is tuple:
+                d = depths.get(id(x), 1) + 1
+                if d > depth:
+                    depth = d
+        if depth > 1:
+            if depth > MAX_TUPLE_DEPTH:
+                raise ResourceLimitError(f"pickle nests tuples deeper than {MAX_TUPLE_DEPTH} (limit)")
+            depths[id(t)] = depth
+            self._keep.append(t)  # keeps the id unique while the table refers to it
+        return t
 
     # ---- main loop -----------------------------------------------------------------------
     def load(self) -> tuple[Any, int]:
@@ -212,7 +256,9 @@ class Unpickler:
             f"refused BUILD at byte {self.base_offset + op_pos} on a {type(obj).__name__}"
         )
 
-    def setitems(self, target: Any, pairs: list, op_pos: int) -> None:
+    def setitems(self, target: Any, pairs: Any, op_pos: int, n: int | None = None) -> None:
+        """``target[k] = v`` for the (k, v) in ``pairs`` (an iterable of ``n`` pairs)."""
+        n = len(pairs) if n is None else n
         if isinstance(target, dict):
             for k, v in pairs:
                 target[k] = v
@@ -225,7 +271,7 @@ class Unpickler:
             raise UnreadableInputError(
                 f"SETITEM on a {type(target).__name__} at byte {self.base_offset + op_pos}"
             )
-        self._count(len(pairs))
+        self._count(n, n * _ENTRY_BYTES)
 
     def appends(self, target: Any, items: list, op_pos: int) -> None:
         if isinstance(target, list):
@@ -457,8 +503,9 @@ def _empty(factory):
 
 def _tuple(vm, stack, metastack, memo, op):
     new, items = _pop_mark(vm, stack, metastack)
-    vm._count(len(items))
-    new.append(tuple(items))
+    t = tuple(items)
+    vm._count(len(items), sys.getsizeof(t))
+    new.append(vm.tuple_made(t))
     return new
 
 
@@ -468,8 +515,8 @@ def _tuple_n(n: int):
             raise UnreadableInputError(f"TUPLE{n} with {len(stack)} values on the stack")
         items = tuple(stack[len(stack) - n :]) if n else ()
         del stack[len(stack) - n :]
-        vm._count()
-        stack.append(items)
+        vm._count(1, sys.getsizeof(items))
+        stack.append(vm.tuple_made(items) if n else items)
     return handler
 
 
@@ -485,14 +532,14 @@ def _dict(vm, stack, metastack, memo, op):
     if len(items) % 2:
         raise UnreadableInputError("DICT with an odd number of items")
     d = vm._new({})
-    vm.setitems(d, list(zip(items[::2], items[1::2])), op)
+    vm.setitems(d, zip(items[::2], items[1::2]), op, len(items) // 2)
     new.append(d)
     return new
 
 
 def _frozenset(vm, stack, metastack, memo, op):
     new, items = _pop_mark(vm, stack, metastack)
-    vm._count(len(items))
+    vm._count(len(items), 216 + len(items) * _ENTRY_BYTES)
     new.append(frozenset(items))
     return new
 
@@ -518,7 +565,7 @@ def _setitems(vm, stack, metastack, memo, op):
     new, items = _pop_mark(vm, stack, metastack)
     if len(items) % 2:
         raise UnreadableInputError("SETITEMS with an odd number of items")
-    vm.setitems(new[-1], list(zip(items[::2], items[1::2])), op)
+    vm.setitems(new[-1], zip(items[::2], items[1::2]), op, len(items) // 2)
     return new
 
 
@@ -528,7 +575,7 @@ def _additems(vm, stack, metastack, memo, op):
     if not isinstance(target, set):
         raise UnreadableInputError("ADDITEMS on something that is not a set")
     target.update(items)
-    vm._count(len(items))
+    vm._count(len(items), len(items) * _ENTRY_BYTES)
     return new
 
 

@@ -18,6 +18,9 @@ from .stubs import AttrStub, GlobalStub, ObjectStub
 from .tensors import TensorRef
 
 MAX_DEPTH = 500
+# Containers (not leaves) one walk may visit. Inside pickled modules shared submodules are
+# walked once per path (as state_dict() does), so a DAG of modules a few KB long has 2**40 paths.
+MAX_VISITS = 500_000
 
 
 def module_attrs(obj: Any) -> dict | None:
@@ -89,6 +92,7 @@ def iter_tensors(root: Any) -> Iterator[tuple[str, TensorRef]]:
     seen: set[int] = set()
     # stack of (path, obj, depth, ancestors-inside-module-walk)
     stack: list[tuple[str, Any, int, frozenset]] = [("", root, 0, frozenset())]
+    visits = 0
     while stack:
         path, obj, depth, ancestors = stack.pop()
         t = as_tensor(obj)
@@ -97,6 +101,10 @@ def iter_tensors(root: Any) -> Iterator[tuple[str, TensorRef]]:
             continue
         if isinstance(obj, _LEAF):
             continue
+        visits += 1
+        if visits > MAX_VISITS:
+            raise ResourceLimitError(
+                f"object graph expands to more than {MAX_VISITS:,} containers when walked (limit)")
         if depth > MAX_DEPTH:
             raise ResourceLimitError(f"object graph nests deeper than {MAX_DEPTH} levels (limit)")
         oid = id(obj)

@@ -38,8 +38,9 @@ def _u(fmt: str, buf: bytes | memoryview, off: int) -> tuple:
         raise UnreadableInputError("zip structure is truncated") from None
 
 
-def read_entries(buf: memoryview | bytes) -> dict[str, ZipEntry]:
-    """Name → entry for every entry of the zip in ``buf`` (the whole file)."""
+def read_entries(buf: memoryview | bytes, info: dict | None = None) -> dict[str, ZipEntry]:
+    """Name → entry for every entry of the zip in ``buf`` (the whole file). When ``info`` is
+    given, ``info["end"]`` is set to where the archive ends (after the EOCD and its comment)."""
     size = len(buf)
     tail_start = max(0, size - (65535 + 22))
     tail = bytes(buf[tail_start:])
@@ -47,7 +48,9 @@ def read_entries(buf: memoryview | bytes) -> dict[str, ZipEntry]:
     if at < 0 or at + 22 > len(tail):
         raise UnreadableInputError("zip end-of-central-directory record not found (truncated download?)")
     eocd = tail_start + at
-    _, disk, cd_disk, n_here, n_total, cd_size, cd_offset, _comment = _u("<4sHHHHIIH", buf, eocd)
+    _, disk, cd_disk, n_here, n_total, cd_size, cd_offset, comment = _u("<4sHHHHIIH", buf, eocd)
+    if info is not None:
+        info["end"] = eocd + 22 + comment
     if disk != 0 or cd_disk != 0 or n_here != n_total:
         raise UnreadableInputError("multi-disk zip archives are not torch files")
     if n_total == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
@@ -76,7 +79,10 @@ def read_entries(buf: memoryview | bytes) -> dict[str, ZipEntry]:
             raise UnreadableInputError("zip central directory entry overruns the directory")
         if 0xFFFFFFFF in (csize, usize, hoff):
             usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
-        name = name_b.decode("utf-8" if flags & 0x800 else "cp437")
+        try:
+            name = name_b.decode("utf-8" if flags & 0x800 else "cp437")
+        except UnicodeDecodeError:
+            raise UnreadableInputError(f"zip entry name {name_b[:64]!r} is not valid UTF-8") from None
         if name in entries:
             raise UnreadableInputError(f"zip has two entries named {name!r}")
         if ".." in name.replace("\\", "/").split("/") or name.startswith("/"):

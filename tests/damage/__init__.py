@@ -1,0 +1,1 @@
+"""Damaged-file tooling shared by the fuzz, truncation, limit and differential tests."""
