@@ -31,6 +31,16 @@ test: test-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
+# 130,000 random damaged/hostile files and pieces (tests/test_fuzz.py); about 8 minutes.
+fuzz-long: test-deps
+	EMBCONV_FUZZ_LONG=1 $(PY) -m pytest -q tests/test_fuzz.py
+
+# embconv against cp, torch.load + safetensors and gensim on synthetic collab files (not part of
+# `make test`; needs ~5 GiB free at 1 GiB). BENCH_SIZE=256MiB for a quick run. See bench/README.md.
+BENCH_SIZE ?= 1GiB
+bench: test-deps
+	$(PY) bench/bench_convert.py --size $(BENCH_SIZE)
+
 # Regenerate the fastai fixtures (needs the fastai venvs; see tests/fixtures/README.md).
 fixtures:
 	bash tests/fixtures/make_venvs.sh

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnreadableInputError, UsageError
-from .ir import EmbeddingModel
+from .ir import EmbeddingModel, SourceInfo
 from .loaders import load as load_fastai
 from .writers import Progress, read_output, save
 from .writers import sniff as sniff_output
@@ -54,12 +54,17 @@ def _is_output(path: str | os.PathLike) -> bool:
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
             tables: Iterable[str] | None = None, vocab: Any = None, force: bool = False, verify: bool = True,
             dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
-            y_range: tuple[float, float] | None = None) -> list[Path]:
+            y_range: tuple[float, float] | None = None, **options: Any) -> list[Path]:
     """Convert ``src`` into ``dst`` (format from its extension or ``to``); returns the files
     written. Every file is read back and compared with the source before it is moved into
     place, unless ``verify`` is False. ``y_range`` supplies the rating range a file lacks
-    (fastai 0.7 collab, v1/v2 ``learn.save``)."""
+    (fastai 0.7 collab, v1/v2 ``learn.save``). ``options`` go to the writer (e.g.
+    ``external_data=True`` for ONNX)."""
+    early = SourceInfo(path=os.fspath(src), size=0)
+    early.start_sha256()  # the manifest needs the source's hash: overlap it with loading
     model = load(src, vocab=vocab)
+    if model.source._sha256 is None and model.source._hashing is None and model.source.path == early.path:
+        model.source._hashing = early._hashing
     set_y_range(model, y_range)
     if tables:
         wanted = list(tables)
@@ -68,7 +73,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         except KeyError as e:
             raise UsageError(f"no table {e.args[0]!r} in {src} (tables: {', '.join(load(src, vocab).tables)})") from None
     return save(model, dst, to, force=force, dtype=dtype, drop_unknown=drop_unknown, progress=progress,
-                verify=verify)
+                verify=verify, **options)
 
 
 __all__ = ["convert", "load", "read_output", "save", "set_y_range"]

@@ -46,6 +46,8 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--drop-unknown", action="store_true", help="word2vec: leave out the #na# (unknown) row")
     c.add_argument("--y-range", type=_y_range, metavar="LO,HI",
                    help="rating range for collab dot models whose file lacks it (fastai 0.7, learn.save)")
+    c.add_argument("--external-data", action="store_true",
+                   help="ONNX: put the tables in DST.data beside the model (automatic above ~2 GiB)")
     c.add_argument("--force", action="store_true", help="replace existing output files")
     c.add_argument("--no-verify", action="store_true", help="skip reading the output back and comparing")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
@@ -83,6 +85,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             "container": report.container,
             "verdict": report.verdict,
             "error": report.error,
+            "notes": report.notes,
             "globals": [
                 {"module": u.module, "name": u.name, "verdict": u.verdict, "offset": u.offset,
                  **({"reason": u.reason} if u.reason else {})}
@@ -100,6 +103,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         for (module, name, verdict), n in sorted(counts.items(), key=lambda kv: (kv[0][2] != "refused", kv[0])):
             times = f" ×{n}" if n > 1 else ""
             print(f"  {verdict:<13} {module}.{name}{times}")
+        for note in report.notes:
+            print(f"note:      {note}")
         print(f"verdict:   {report.verdict}")
     if report.error:
         _error_line(report.error)
@@ -112,7 +117,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         files = convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
                         force=args.force, verify=not args.no_verify, dtype=args.dtype,
                         drop_unknown=args.drop_unknown, progress=bar.update if bar else None,
-                        y_range=args.y_range)
+                        y_range=args.y_range, **({"external_data": True} if args.external_data else {}))
     finally:
         if bar:
             bar.close()

@@ -11,7 +11,7 @@ import json
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,6 +39,7 @@ class InMemory:
     def __init__(self, array: np.ndarray, dtype_name: str | None = None) -> None:
         self.array = array
         self.shape = tuple(array.shape)
+        self.dtype = array.dtype
         self.dtype_name = dtype_name or str(array.dtype)
 
     def to_numpy(self) -> np.ndarray:
@@ -60,6 +61,51 @@ def python_scalar(token: Any) -> Any:
     return token
 
 
+class ChunkedStrings(Sequence):
+    """A read-only sequence of ``n`` strings made on demand, a chunk at a time, by
+    ``fetch(start, stop) -> list[str]``. Readers of embconv outputs use it so that a vocabulary
+    of millions of tokens read back for verification is never held whole in memory: indexing
+    or slicing decodes just those rows; iteration decodes ``chunk`` rows at a time."""
+
+    def __init__(self, n: int, fetch: Callable[[int, int], list[str]], chunk: int = 1 << 16) -> None:
+        self._n = n
+        self._fetch = fetch
+        self.chunk = chunk
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self._n)
+            if step != 1:
+                return self[start:stop][::step] if stop > start else []
+            return self._fetch(start, stop) if stop > start else []
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._fetch(i, i + 1)[0]
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, self._n, self.chunk):
+            yield from self._fetch(start, min(self._n, start + self.chunk))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or len(other) != self._n:
+            return False
+        for start in range(0, self._n, self.chunk):
+            stop = min(self._n, start + self.chunk)
+            if self._fetch(start, stop) != list(other[start:stop]):
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChunkedStrings({self._n} strings)"
+
+
 class Vocabulary:
     """Row i → token. ``tokens`` keeps the original Python scalars (str/int/float/bool);
     ``strings`` their string forms; ``unknown_index`` is the row unseen ids map to (``#na#``
@@ -67,9 +113,22 @@ class Vocabulary:
 
     def __init__(self, tokens: Iterable[Any], *, unknown_index: int | None = None, source: str = "file",
                  strings: Iterable[str] | None = None) -> None:
+        if isinstance(tokens, ChunkedStrings) and strings is None:
+            # Read back from an output: the tokens are their string forms, decoded on demand.
+            self.tokens = self.strings = tokens  # type: ignore[assignment]
+            self.unknown_index = unknown_index
+            self.source = source
+            self._index = None
+            return
         raw = list(tokens)
-        self.tokens: list[Any] = [python_scalar(t) for t in raw]
-        self.strings: list[str] = list(strings) if strings is not None else [token_string(t) for t in raw]
+        if strings is None and all(type(t) is str for t in raw):
+            # The common case (text sidecars, fastai's string vocabularies): a token is its own
+            # string form, so one list serves both (half the memory, no per-token calls).
+            self.tokens: list[Any] = raw
+            self.strings: list[str] = raw
+        else:
+            self.tokens = [python_scalar(t) for t in raw]
+            self.strings = list(strings) if strings is not None else [token_string(t) for t in raw]
         if len(self.strings) != len(self.tokens):
             raise ValueError("tokens and strings differ in length")
         self.unknown_index = unknown_index
@@ -142,11 +201,38 @@ class EmbeddingTable:
             return None
         return self.bias_source.to_numpy().reshape(-1)
 
+    def weight_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of ``weight``, materialising only those rows when the source can
+        (a TensorRef reads just their bytes; a lazy reader parses just those lines)."""
+        rows = getattr(self.weight_source, "rows", None)
+        if rows is not None:
+            a = rows(start, stop)
+            return a.reshape(-1, self.dim) if a.ndim != 2 else a
+        return self.weight[start:stop]
+
+    @property
+    def weight_itemsize(self) -> int:
+        """Bytes per value of ``weight`` (bfloat16 widens to 4), without materialising it."""
+        return self.weight_dtype.itemsize
+
+    @property
+    def weight_dtype(self) -> np.dtype:
+        """The numpy dtype ``weight`` has (bfloat16 widens to float32), without materialising it."""
+        dt = getattr(self.weight_source, "dtype", None)
+        if self.source_dtype == "bfloat16" or getattr(dt, "name", None) == "bfloat16":
+            return np.dtype(np.float32)
+        np_name = getattr(dt, "numpy", None)  # a TensorRef's DType
+        if np_name is not None:
+            return np.dtype(np_name).newbyteorder("=")
+        if isinstance(dt, np.dtype):
+            return dt
+        return self.weight_rows(0, 1).dtype
+
     def row_chunks(self, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, rows) slices of the weight, for streaming writers."""
-        w = self.weight
+        """(first row, rows) slices of the weight, for streaming writers (only one chunk is
+        materialised at a time)."""
         for start in range(0, self.rows, max(1, chunk_rows)):
-            yield start, w[start : start + chunk_rows]
+            yield start, self.weight_rows(start, start + chunk_rows)
 
     def lookup(self, token: Any) -> np.ndarray:
         """The vector of ``token``; unseen tokens get the unknown row, or KeyError without one."""
@@ -182,11 +268,26 @@ class SourceInfo:
     container: str = "pickle"
     model_class: str | None = None
     _sha256: str | None = None
+    _hashing: Any = field(default=None, repr=False, compare=False)
+
+    def start_sha256(self) -> None:
+        """Start hashing the source in a background thread (hashlib releases the GIL), so that
+        the ~1 s a GiB takes overlaps with loading; ``sha256`` waits for it. Only commands that
+        write a manifest need the hash; ``inspect`` never starts it."""
+        if self._sha256 is None and self._hashing is None and os.path.isfile(self.path):
+            import concurrent.futures
+
+            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="embconv-sha256")
+            self._hashing = pool.submit(file_sha256, self.path)
+            pool.shutdown(wait=False)
 
     @property
     def sha256(self) -> str:
         if self._sha256 is None:
-            self._sha256 = file_sha256(self.path)
+            if self._hashing is not None:
+                self._sha256, self._hashing = self._hashing.result(), None
+            else:
+                self._sha256 = file_sha256(self.path)
         return self._sha256
 
     def to_json(self) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import VerificationError
 from .ir import EmbeddingModel, EmbeddingTable
-from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype
+from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype, release
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _W2V = ("word2vec-text", "word2vec-binary")
@@ -29,24 +29,32 @@ def _first_bad_row(exp: np.ndarray, act: np.ndarray) -> int | None:
 
 def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, word2vec: bool, drop_unknown: bool,
                    where: str) -> None:
+    """Compare one table chunk by chunk: only a chunk of each side is materialised at a time
+    and the mapped pages of both are released after it, so memory stays bounded."""
     name = e.name
     keep: np.ndarray | None = None
     unk = e.vocab.unknown_index if e.vocab is not None else None
     if word2vec and drop_unknown and unk is not None:
-        keep = np.array([i for i in range(e.rows) if i != unk], dtype=np.int64)
+        keep = np.delete(np.arange(e.rows, dtype=np.int64), unk)
     exp_rows = e.rows if keep is None else len(keep)
     if (a.rows, a.dim) != (exp_rows, e.dim):
         raise VerificationError(f"table {name!r}: shape {a.rows}x{a.dim}, expected {exp_rows}x{e.dim}", path=where)
-    ew, aw = e.weight, a.weight
     step = chunk_rows(e.dim, 8, CHUNK_BYTES)
     for start in range(0, exp_rows, step):
         stop = min(exp_rows, start + step)
-        src = ew[keep[start:stop]] if keep is not None else ew[start:stop]
-        exp = np.ascontiguousarray(src, dtype=dtype)
-        act = np.ascontiguousarray(aw[start:stop])
+        if keep is not None:
+            idx = keep[start:stop]
+            src = e.weight_rows(int(idx[0]), int(idx[-1]) + 1)
+            exp = np.ascontiguousarray(src[idx - idx[0]], dtype=dtype)
+        else:
+            src = e.weight_rows(start, stop)
+            exp = np.ascontiguousarray(src, dtype=dtype)
+        act = np.ascontiguousarray(a.weight_rows(start, stop))
         if act.dtype != dtype:
             raise VerificationError(f"table {name!r}: weights are {act.dtype}, expected {dtype}", path=where)
         bad = _first_bad_row(exp, act)
+        release(src)
+        release(act)
         if bad is not None:
             row = start + bad if keep is None else int(keep[start + bad])
             raise VerificationError(f"table {name!r}: weights differ first at row {row}", path=where)
@@ -54,13 +62,17 @@ def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, word2v
     if eb is not None and not (word2vec and ab is None):
         if ab is None:
             raise VerificationError(f"table {name!r}: the bias is missing", path=where)
-        exp = np.ascontiguousarray(eb, dtype=dtype)
-        if ab.shape != exp.shape or ab.dtype != dtype:
+        if ab.shape != eb.shape or ab.dtype != dtype:
             raise VerificationError(f"table {name!r}: bias is {ab.dtype}{list(ab.shape)}, expected "
-                                    f"{dtype}{list(exp.shape)}", path=where)
-        bad = _first_bad_row(exp, np.ascontiguousarray(ab))
-        if bad is not None:
-            raise VerificationError(f"table {name!r}: bias differs first at row {bad}", path=where)
+                                    f"{dtype}{list(eb.shape)}", path=where)
+        bstep = CHUNK_BYTES // 8
+        for start in range(0, len(eb), bstep):
+            es_, as_ = eb[start : start + bstep], ab[start : start + bstep]
+            bad = _first_bad_row(np.ascontiguousarray(es_, dtype=dtype), np.ascontiguousarray(as_))
+            release(es_)
+            release(as_)
+            if bad is not None:
+                raise VerificationError(f"table {name!r}: bias differs first at row {start + bad}", path=where)
     elif eb is None and ab is not None:
         raise VerificationError(f"table {name!r}: has a bias the source does not have", path=where)
     if (e.vocab is None) != (a.vocab is None):
@@ -68,14 +80,21 @@ def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, word2v
                                 path=where)
     if e.vocab is None or a.vocab is None:
         return
-    es = e.vocab.strings if keep is None else [e.vocab.strings[i] for i in keep.tolist()]
-    if len(es) != len(a.vocab.strings):
-        raise VerificationError(f"table {name!r}: {len(a.vocab)} tokens, expected {len(es)}", path=where)
-    if es != a.vocab.strings:
-        i = next(i for i, (x, y) in enumerate(zip(es, a.vocab.strings, strict=True)) if x != y)
-        row = i if keep is None else int(keep[i])
-        raise VerificationError(f"table {name!r}: token of row {row} is {a.vocab.strings[i]!r}, expected {es[i]!r}",
-                                path=where)
+    if len(a.vocab.strings) != exp_rows:
+        raise VerificationError(f"table {name!r}: {len(a.vocab)} tokens, expected {exp_rows}", path=where)
+    vstep = 1 << 16
+    for start in range(0, exp_rows, vstep):
+        stop = min(exp_rows, start + vstep)
+        if keep is None:
+            es = list(e.vocab.strings[start:stop])
+        else:
+            es = [e.vocab.strings[i] for i in keep[start:stop].tolist()]
+        got = list(a.vocab.strings[start:stop])
+        if es != got:
+            i = next(i for i, (x, y) in enumerate(zip(es, got, strict=True)) if x != y)
+            row = start + i if keep is None else int(keep[start + i])
+            raise VerificationError(f"table {name!r}: token of row {row} is {got[i]!r}, expected {es[i]!r}",
+                                    path=where)
     exp_unk = None if keep is not None else unk
     if a.vocab.unknown_index != exp_unk:
         raise VerificationError(f"table {name!r}: unknown_index {a.vocab.unknown_index}, expected {exp_unk}",
@@ -122,5 +141,5 @@ def verify_output(path: str | os.PathLike, expected_model: EmbeddingModel, *, dt
         drop = bool(side.get("embconv.word2vec", {}).get("dropped_rows"))
     if dtype is None:
         first = next(iter(actual.tables.values()))
-        dtype = str(first.weight.dtype)
+        dtype = str(first.weight_dtype)
     verify_models(expected, actual, dtype=dtype, drop_unknown=drop)

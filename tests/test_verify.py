@@ -82,16 +82,19 @@ def test_float16_conversion_is_what_is_compared(tmp_path):
 def test_save_verifies_before_commit(tmp_path, monkeypatch):
     import converter.writers.safetensors as st
 
-    real = st.encode_vocab
+    real = st.write_vocab_utf8
 
-    def corrupt(strings):
-        data, offsets = real(strings)
-        data = data.copy()
-        if len(data):
+    def corrupt(f, strings):  # the first token byte written flipped (the streamed vocabulary)
+        import io
+
+        buf = io.BytesIO()
+        real(buf, strings)
+        data = bytearray(buf.getvalue())
+        if data:
             data[0] ^= 0x01
-        return data, offsets
+        f.write(bytes(data))
 
-    monkeypatch.setattr(st, "encode_vocab", corrupt)
+    monkeypatch.setattr(st, "write_vocab_utf8", corrupt)
     with pytest.raises(VerificationError):
         save(tricky_model(), tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == []

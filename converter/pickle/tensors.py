@@ -249,5 +249,16 @@ class TensorRef:
             arr = np.array(arr, copy=True)
         return arr
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """``to_numpy()[start:stop]`` along the first dimension, reading and converting only
+        those rows (streaming writers take a big table chunk by chunk this way)."""
+        if not self.shape:
+            return self.to_numpy()
+        start, stop, _ = slice(start, stop).indices(self.shape[0])
+        stop = max(start, stop)
+        offset = self.storage_offset + start * self.stride[0] if stop > start else self.storage_offset
+        sub = TensorRef(self.storage, offset, (stop - start, *self.shape[1:]), self.stride, self.dtype)
+        return sub.to_numpy()
+
     def __repr__(self) -> str:
         return f"TensorRef({self.dtype.name}{list(self.shape)}, storage={self.storage.key!r}@{self.storage_offset})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,12 +43,73 @@ def chunk_rows(dim: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
     return max(1, budget // max(1, dim * itemsize))
 
 
+def _mapping(arr: np.ndarray) -> mmap.mmap | None:
+    """The memory map an array's bytes live in (following numpy bases and memoryviews), or None."""
+    base: object = arr
+    for _ in range(64):
+        if isinstance(base, mmap.mmap):
+            return base
+        if isinstance(base, memoryview):
+            base = base.obj
+        elif isinstance(base, np.ndarray):
+            base = base.base
+        else:
+            return None
+    return None
+
+
+def release(arr: np.ndarray | None) -> None:
+    """Tell the kernel this process is done with the pages of a memory-mapped array
+    (``MADV_DONTNEED``). The file stays in the page cache and a later access simply maps it
+    again, so this never changes a value; it keeps the pages a streaming pass has read from
+    counting in the resident set, so peak RSS stays bounded by the chunk size instead of
+    growing to the size of the mapped source or read-back file. A no-op for arrays that are
+    not views of a map, and where the platform has no ``madvise``."""
+    if arr is None or arr.size == 0 or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    mm = _mapping(arr)
+    if mm is None or mm.closed or not arr.flags.c_contiguous:
+        return
+    try:
+        start = np.frombuffer(mm, dtype=np.uint8, count=1).ctypes.data
+    except (ValueError, TypeError, BufferError):
+        return
+    lo = arr.ctypes.data - start
+    hi = lo + arr.nbytes  # a C-contiguous array spans exactly its bytes
+    lo -= lo % mmap.PAGESIZE
+    if lo < 0 or hi > len(mm) or hi <= lo:
+        return
+    try:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    except (OSError, ValueError):
+        pass
+
+
 def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, converted rows) of a table's weight, chunk by chunk (bounded extra memory)."""
-    w = table.weight
-    step = chunk_rows(table.dim, max(dtype.itemsize, w.dtype.itemsize), budget)
+    """(first row, converted rows) of a table's weight, chunk by chunk: only one chunk of the
+    source is read (and converted) at a time, and its mapped pages are released after use, so
+    memory stays bounded whatever the table's size."""
+    itemsize = max(dtype.itemsize, table.weight_itemsize)
+    step = chunk_rows(table.dim, itemsize, budget)
     for start in range(0, table.rows, step):
-        yield start, convert(w[start : start + step], dtype)
+        src = table.weight_rows(start, start + step)
+        out = convert(src, dtype)
+        yield start, out
+        release(src)
+        if out is not src:
+            del out
+
+
+def bias_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """A table's bias (rows,) converted to ``dtype``, chunk by chunk (see :func:`weight_chunks`)."""
+    if table.bias_source is None:
+        return
+    b = table.bias
+    step = max(1, budget // 8)
+    for start in range(0, len(b), step):
+        src = b[start : start + step]
+        yield convert(src, dtype)
+        release(src)
 
 
 def bias_array(table: EmbeddingTable, dtype: np.dtype) -> np.ndarray | None:

@@ -45,7 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
 from ..ir import EmbeddingModel, EmbeddingTable, InMemory, model_from_manifest
-from ._common import ProgressCounter, bias_array, output_dtype, output_source, weight_chunks
+from ._common import ProgressCounter, bias_chunks, output_dtype, output_source, weight_chunks
 
 IR_VERSION = 8
 OPSET = 13
@@ -203,11 +203,11 @@ def _stream_tensor(f: BinaryIO, t: EmbeddingTable, part: str, dtype: np.dtype, c
             n += chunk.nbytes
             counter.add(len(chunk))
     else:
-        b = bias_array(t, dtype)
-        if b is None or b.shape != (t.rows,):
+        if t.bias_source is None or int(np.prod(t.bias_source.shape, dtype=np.int64)) != t.rows:
             raise OutputError(f"table {t.name!r}: bias does not have {t.rows} rows")
-        f.write(memoryview(b).cast("B"))
-        n = b.nbytes
+        for chunk in bias_chunks(t, dtype):
+            f.write(memoryview(chunk).cast("B"))
+            n += chunk.nbytes
     return n
 
 

@@ -36,18 +36,19 @@ name), header padded with spaces to a multiple of 8, offsets contiguous from 0.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, InMemory, model_from_manifest
-from ._common import ProgressCounter, bias_array, output_dtype, output_source, weight_chunks
+from ..ir import ChunkedStrings, EmbeddingModel, InMemory, model_from_manifest
+from ._common import ProgressCounter, bias_chunks, output_dtype, output_source, release, weight_chunks
 
 FORMAT = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -82,6 +83,44 @@ def encode_vocab(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(joined, dtype=np.uint8), offsets
 
 
+_VOCAB_CHUNK = 1 << 16
+
+
+def _vocab_pieces(strings: Sequence[str]) -> Iterator[tuple[bytes, np.ndarray]]:
+    """(UTF-8 bytes, int64 byte length per token) of the tokens, ``_VOCAB_CHUNK`` at a time."""
+    for start in range(0, len(strings), _VOCAB_CHUNK):
+        chunk = list(strings[start : start + _VOCAB_CHUNK])
+        joined = "".join(chunk).encode("utf-8", "surrogatepass")
+        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
+        if len(joined) != int(lengths.sum()):  # not all ASCII: bytes != characters
+            lengths = np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in chunk), dtype=np.int64,
+                                  count=len(chunk))
+        yield joined, lengths
+
+
+def vocab_nbytes(strings: Sequence[str]) -> int:
+    """Bytes of ``<t>.vocab.utf8`` for these tokens (one encoding pass, nothing kept)."""
+    return sum(len(joined) for joined, _ in _vocab_pieces(strings))
+
+
+def write_vocab_utf8(f: BinaryIO, strings: Sequence[str]) -> None:
+    """Stream the ``<t>.vocab.utf8`` tensor: every token's UTF-8 bytes, in row order."""
+    for joined, _ in _vocab_pieces(strings):
+        f.write(joined)
+
+
+def write_vocab_offsets(f: BinaryIO, strings: Sequence[str]) -> None:
+    """Stream the ``<t>.vocab.offsets`` tensor: int64, rows + 1 values, starting at 0."""
+    f.write(np.zeros(1, dtype="<i8").tobytes())
+    base = 0
+    for _, lengths in _vocab_pieces(strings):
+        ends = np.cumsum(lengths, dtype=np.int64)
+        ends += base
+        f.write(ends.astype("<i8", copy=False).tobytes())
+        if len(ends):
+            base = int(ends[-1])
+
+
 def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
     """The inverse of :func:`encode_vocab`."""
     o = offsets.tolist()
@@ -91,6 +130,46 @@ def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
     if len(text) == len(data):  # ASCII: slice the decoded text directly
         return [text[a:b] for a, b in zip(o, o[1:], strict=False)]
     return [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(o, o[1:], strict=False)]
+
+
+def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> ChunkedStrings:
+    """The tokens of memory-mapped vocabulary tensors as a :class:`ChunkedStrings` that decodes
+    rows on demand. The offsets and the UTF-8 are checked here in one chunked pass (ValueError /
+    UnicodeDecodeError), so a corrupt vocabulary fails at read time, but no token is kept."""
+    n = len(offsets) - 1
+    if data.ndim != 1 or offsets.ndim != 1 or n < 0:
+        raise ValueError("vocabulary tensors are not 1-D")
+    step = 1 << 20
+    prev = 0
+    for start in range(0, n + 1, step):
+        o = np.asarray(offsets[start : start + step + 1])
+        if start == 0 and int(o[0]) != 0:
+            raise ValueError("vocabulary offsets do not start at 0")
+        if len(o) > 1 and bool((np.diff(o) < 0).any()) or int(o[0]) < prev:
+            raise ValueError("vocabulary offsets do not tile the token bytes")
+        prev = int(o[-1])
+        release(offsets[start : start + step + 1])
+    if prev != len(data):
+        raise ValueError("vocabulary offsets do not tile the token bytes")
+
+    def fetch(start: int, stop: int) -> list[str]:
+        o = np.asarray(offsets[start : stop + 1]).tolist()
+        chunk = data[o[0] : o[-1]]
+        raw = chunk.tobytes()
+        release(chunk)
+        base = o[0]
+        text = raw.decode("utf-8", "surrogatepass")
+        if len(text) == len(raw):  # ASCII: slice the decoded text directly
+            return [text[a - base : b - base] for a, b in zip(o, o[1:], strict=False)]
+        return [raw[a - base : b - base].decode("utf-8", "surrogatepass") for a, b in zip(o, o[1:], strict=False)]
+
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")  # every byte decodes
+    for start in range(0, len(data), 16 << 20):
+        piece = data[start : start + (16 << 20)]
+        decoder.decode(piece.tobytes())
+        release(piece)
+    decoder.decode(b"", final=True)
+    return ChunkedStrings(n, fetch)
 
 
 class _Entry:
@@ -119,18 +198,24 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
                 f.write(memoryview(chunk).cast("B"))
                 counter.add(len(chunk))
         entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim), write_weight))
-        b = bias_array(t, out)
-        if b is not None:
-            if b.shape != (t.rows,):
-                raise OutputError(f"table {t.name!r}: bias has {b.shape[0]} rows, weight {t.rows}", path=str(path))
-            entries.append(_Entry(f"{t.name}.bias", out, (t.rows,), _array_writer(b)))
+        if t.bias_source is not None:
+            if t.bias_source is not None and int(np.prod(t.bias_source.shape, dtype=np.int64)) != t.rows:
+                raise OutputError(f"table {t.name!r}: bias has {int(np.prod(t.bias_source.shape))} rows, "
+                                  f"weight {t.rows}", path=str(path))
+
+            def write_bias(f: BinaryIO, t=t) -> None:
+                for chunk in bias_chunks(t, out):
+                    f.write(memoryview(chunk).cast("B"))
+            entries.append(_Entry(f"{t.name}.bias", out, (t.rows,), write_bias))
         if t.vocab is not None:
             if len(t.vocab) != t.rows:
                 raise OutputError(f"table {t.name!r}: vocabulary has {len(t.vocab)} tokens, weight {t.rows} rows",
                                   path=str(path))
-            data, offsets = encode_vocab(t.vocab.strings)
-            entries.append(_Entry(f"{t.name}.vocab.utf8", np.dtype("u1"), (len(data),), _array_writer(data)))
-            entries.append(_Entry(f"{t.name}.vocab.offsets", np.dtype("<i8"), (len(offsets),), _array_writer(offsets)))
+            strings = t.vocab.strings
+            entries.append(_Entry(f"{t.name}.vocab.utf8", np.dtype("u1"), (vocab_nbytes(strings),),
+                                  lambda f, s=strings: write_vocab_utf8(f, s)))
+            entries.append(_Entry(f"{t.name}.vocab.offsets", np.dtype("<i8"), (len(strings) + 1,),
+                                  lambda f, s=strings: write_vocab_offsets(f, s)))
     entries.sort(key=lambda e: (-e.dtype.itemsize, e.name))
 
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "embconv.layout": LAYOUT,
@@ -236,9 +321,9 @@ def read(path: Path) -> EmbeddingModel:
         arrays[name] = (InMemory(w), InMemory(b) if b is not None else None)
         if t.get("vocab") is not None:
             try:
-                data = bytes(_tensor(path, header, base, f"{name}.vocab.utf8"))
-                offsets = np.asarray(_tensor(path, header, base, f"{name}.vocab.offsets"))
-                tokens[name] = decode_vocab(data, offsets)
+                data = _tensor(path, header, base, f"{name}.vocab.utf8")
+                offsets = _tensor(path, header, base, f"{name}.vocab.offsets")
+                tokens[name] = lazy_vocab(data, offsets)
             except KeyError:
                 raise UnreadableInputError(f"table {name!r}: vocabulary tensors are missing", path=str(path)) from None
             except (ValueError, UnicodeDecodeError) as e:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError, UsageError
-from ..ir import EmbeddingModel, EmbeddingTable, InMemory, SourceInfo, Vocabulary, model_from_manifest
+from ..ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary, model_from_manifest
 from . import tokens as tok
 from ._common import ProgressCounter, output_dtype, output_source, weight_chunks
 from ._floatfmt import iter_lines
@@ -59,53 +60,57 @@ def _single(model: EmbeddingModel) -> EmbeddingTable:
     return next(iter(model.tables.values()))
 
 
-def _rows_and_keys(t: EmbeddingTable, drop_unknown: bool) -> tuple[list[int], list[str], list[int], list[int]]:
-    """(source rows written, key per written row, dropped rows, renamed source rows)."""
+def _rows_and_keys(t: EmbeddingTable, drop_unknown: bool) -> tuple[int, list[str], list[int], list[int]]:
+    """(rows written, key per written row, dropped source rows, renamed source rows)."""
     if t.vocab is not None:
         if len(t.vocab) != t.rows:
             raise OutputError(f"table {t.name!r}: vocabulary has {len(t.vocab)} tokens, weight {t.rows} rows")
-        strings = list(t.vocab.strings)
+        strings: Any = t.vocab.strings
         unk = t.vocab.unknown_index
     else:
         strings = [str(i) for i in range(t.rows)]
         unk = None
     dropped = [unk] if (drop_unknown and unk is not None) else []
-    rows = [i for i in range(t.rows) if i not in dropped] if dropped else list(range(t.rows))
-    kept = [strings[i] for i in rows] if dropped else strings
+    if dropped:
+        kept = list(strings)
+        del kept[dropped[0]]
+    else:
+        kept = strings if isinstance(strings, list) else list(strings)
     keys, renamed_pos = tok.unique_keys(kept)
-    return rows, keys, dropped, [rows[i] for i in renamed_pos]
+    del kept
+    renamed = [i + (1 if dropped and i >= dropped[0] else 0) for i in renamed_pos]
+    return t.rows - len(dropped), keys, dropped, renamed
 
 
 def write(model: EmbeddingModel, path: Path, *, binary: bool, dtype: str = "float32", drop_unknown: bool = False,
           progress: Any = None, **_: Any) -> None:
-    """Write the single table of ``model`` to ``path`` and its sidecar ``path.manifest.json``."""
+    """Write the single table of ``model`` to ``path`` and its sidecar ``path.manifest.json``.
+    Rows stream from the source a chunk at a time; keys are encoded per chunk."""
     if dtype != "float32":
         raise UsageError(f"word2vec files hold float32 only (asked for {dtype})")
     t = _single(model)
     if t.dim < 1:
         raise OutputError(f"table {t.name!r} has dimension 0; word2vec cannot hold it", path=str(path))
     out = output_dtype("float32")
-    rows, keys, dropped, renamed = _rows_and_keys(t, drop_unknown)
-    key_bytes = [k.encode("utf-8") for k in keys]
+    n_rows, keys, dropped, renamed = _rows_and_keys(t, drop_unknown)
     counter = ProgressCounter(t.rows, progress)
-    drop_set = set(dropped)
-    with open(path, "wb") as f:
-        f.write(f"{len(rows)} {t.dim}\n".encode())
+    drop_at = dropped[0] if dropped else None
+    with open(path, "wb", buffering=1 << 20) as f:
+        f.write(f"{n_rows} {t.dim}\n".encode())
         written = 0
         for start, chunk in weight_chunks(t, out, budget=4 << 20):
-            if drop_set:
-                keep = [i - start for i in range(start, start + len(chunk)) if i not in drop_set]
-                chunk = chunk[keep]
-            ks = key_bytes[written : written + len(chunk)]
+            if drop_at is not None and start <= drop_at < start + len(chunk):
+                chunk = np.delete(chunk, drop_at - start, axis=0)
+            ks = [k.encode("utf-8") for k in keys[written : written + len(chunk)]]
             if binary:
                 f.write(b"".join(k + b" " + r.tobytes() for k, r in zip(ks, chunk, strict=True)))
             else:
                 for block in iter_lines(ks, chunk):
                     f.write(block)
             written += len(chunk)
-            counter.add(len(chunk) + (len(drop_set) if start == 0 else 0))
-        if written != len(rows):
-            raise OutputError(f"table {t.name!r}: wrote {written} rows, expected {len(rows)}", path=str(path))
+            counter.add(len(chunk) + (len(dropped) if start == 0 else 0))
+        if written != n_rows:
+            raise OutputError(f"table {t.name!r}: wrote {written} rows, expected {n_rows}", path=str(path))
         f.flush()
         os.fsync(f.fileno())
     side = {
@@ -133,58 +138,195 @@ def read_sidecar(path: Path) -> dict | None:
         raise UnreadableInputError(f"sidecar {side.name} is unreadable: {e}", path=str(path)) from e
 
 
-def _read_text(path: Path) -> tuple[list[str], np.ndarray]:
-    with open(path, "rb") as f:
-        header = f.readline().split()
-        if len(header) != 2:
-            raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
-        n, dim = int(header[0]), int(header[1])
-        keys: list[str] = []
-        w = np.empty((n, dim), dtype=np.float32)
-        for i in range(n):
-            line = f.readline()
-            if not line:
-                raise UnreadableInputError(f"file ends after {i} of {n} rows", path=str(path))
-            parts = line.rstrip().split(b" ")
+_SCAN = 16 << 20
+
+
+class _LazyRows:
+    """The matrix of a word2vec file, parsed on demand: ``rows(start, stop)`` reads and parses
+    just those rows (what verification does, chunk by chunk), ``to_numpy()`` all of them.
+    Reading the file once at open records where every row starts (8 bytes a row, plus 8 for
+    where each binary key ends), so memory stays bounded by a chunk whatever the file's size.
+    Text values are parsed the way gensim parses them (to float64, then rounded to float32)."""
+
+    def __init__(self, path: Path, binary: bool, n: int, dim: int, starts: np.ndarray,
+                 key_ends: np.ndarray | None) -> None:
+        self.path, self.binary, self.dim = path, binary, dim
+        self.shape = (n, dim)
+        self.dtype = np.dtype(np.float32)
+        self.starts = starts  # n + 1 byte offsets: row i is [starts[i], starts[i+1])
+        self.key_ends = key_ends  # binary: offset of the space after each key
+        self.unterminated = False  # text: the last line has no newline
+
+    def _bytes(self, start: int, stop: int) -> tuple[bytes, int]:
+        lo, hi = int(self.starts[start]), int(self.starts[stop])
+        with open(self.path, "rb") as f:
+            f.seek(lo)
+            data = f.read(hi - lo)
+        if len(data) == hi - lo - 1 and stop == self.shape[0] and self.unterminated:
+            data += b"\n"  # the last line lacked its newline
+        if len(data) != hi - lo:
+            raise UnreadableInputError("the file changed while it was read", path=str(self.path))
+        return data, lo
+
+    def lines(self, start: int, stop: int, data: bytes | None = None) -> list[bytes]:
+        if data is None:
+            data, _ = self._bytes(start, stop)
+        out = data.split(b"\n")
+        if len(out) == stop - start + 1 and out[-1] == b"":
+            out.pop()
+        if len(out) != stop - start:
+            raise UnreadableInputError(f"rows {start}-{stop - 1} do not split into lines", path=str(self.path))
+        return out
+
+    def keys(self, start: int, stop: int) -> list[str]:
+        if stop <= start:
+            return []
+        sub = max(1, (1 << 18) // max(1, self.dim))  # whole lines are read: keep that bounded
+        if stop - start > sub:
+            out: list[str] = []
+            for s in range(start, stop, sub):
+                out += self.keys(s, min(stop, s + sub))
+            return out
+        if self.binary:
+            data, lo = self._bytes(start, stop)
+            s, e = self.starts[start:stop] - lo, self.key_ends[start:stop] - lo
+            return [data[a:b].decode("utf-8").lstrip("\n") for a, b in zip(s.tolist(), e.tolist())]
+        return [line.split(b" ", 1)[0].decode("utf-8") for line in self.lines(start, stop)]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        start, stop, _ = slice(start, stop).indices(self.shape[0])
+        if stop <= start:
+            return np.empty((0, self.dim), dtype=np.float32)
+        sub = max(1, (1 << 18) // max(1, self.dim))  # parse ~256K values at a time: text is ~10× bigger
+        if stop - start > sub:
+            out = np.empty((stop - start, self.dim), dtype=np.float32)
+            for s in range(start, stop, sub):
+                out[s - start : min(stop, s + sub) - start] = self.rows(s, min(stop, s + sub))
+            return out
+        dim = self.dim
+        if self.binary:
+            data, lo = self._bytes(start, stop)
+            offs = (self.key_ends[start:stop] + 1 - lo).tolist()
+            w = 4 * dim
+            return np.frombuffer(b"".join(data[o : o + w] for o in offs), dtype="<f4").reshape(-1, dim).copy()
+        data, lo = self._bytes(start, stop)
+        lines = self.lines(start, stop, data)
+        # Values per row, vectorised: spaces per line must be dim (a row that differs — e.g. the
+        # trailing space of the original C tool's files — is checked on its own below).
+        spaces = np.add.reduceat(np.frombuffer(data, dtype=np.uint8) == 32, self.starts[start:stop] - lo,
+                                 dtype=np.int64)
+        for i in np.flatnonzero(spaces != dim).tolist():
+            parts = lines[i].rstrip().split(b" ")
             if len(parts) != dim + 1:
-                raise UnreadableInputError(f"row {i} has {len(parts) - 1} values, expected {dim}", path=str(path))
-            keys.append(parts[0].decode("utf-8"))
-            w[i] = np.array(parts[1:], dtype=np.float32)
-    return keys, w
+                raise UnreadableInputError(f"row {start + i} has {len(parts) - 1} values, expected {dim}",
+                                           path=str(self.path))
+        body = b" ".join(line.split(b" ", 1)[1] if b" " in line else b"" for line in lines)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            try:
+                vals = np.fromstring(body, dtype=np.float64, sep=" ")  # noqa: NPY201 - text mode
+            except (ValueError, DeprecationWarning):
+                vals = None
+        if vals is None or vals.size != (stop - start) * dim:
+            for i, line in enumerate(lines):  # name the first bad row
+                parts = line.rstrip().split(b" ")
+                if len(parts) != dim + 1:
+                    raise UnreadableInputError(f"row {start + i} has {len(parts) - 1} values, expected {dim}",
+                                               path=str(self.path))
+                try:
+                    np.array([float(p) for p in parts[1:]])
+                except ValueError as e:
+                    raise UnreadableInputError(f"row {start + i}: {e}", path=str(self.path)) from None
+            raise UnreadableInputError(f"rows {start}-{stop - 1} do not parse", path=str(self.path))
+        return vals.astype(np.float32).reshape(-1, dim)
+
+    def to_numpy(self) -> np.ndarray:
+        return self.rows(0, self.shape[0])
 
 
-def _read_binary(path: Path) -> tuple[list[str], np.ndarray]:
+def _header(f: Any, path: Path) -> tuple[int, int, int]:
+    line = f.readline()
+    header = line.split()
+    if len(header) != 2 or not line.endswith(b"\n"):
+        raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
+    n, dim = int(header[0]), int(header[1])
+    if n < 0 or dim < 0:
+        raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
+    return n, dim, len(line)
+
+
+def _index_text(path: Path) -> _LazyRows:
+    """One pass over a text file in 16 MB blocks: the byte offset of every line (numpy)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n, dim, pos = _header(f, path)
+        found: list[np.ndarray] = [np.array([pos], dtype=np.int64)]
+        count = 0
+        buf = bytearray(_SCAN)
+        while count < n:
+            got = f.readinto(buf)
+            if not got:
+                break
+            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8, count=got) == 10).astype(np.int64)
+            nl += pos + 1
+            found.append(nl[: n - count])
+            count += min(len(nl), n - count)
+            pos += got
+    starts = np.concatenate(found)
+    if count < n:
+        if count == n - 1 and size > int(starts[-1]):  # the last line lacks its newline
+            starts = np.append(starts, size + 1)
+            lazy = _LazyRows(path, False, n, dim, starts, None)
+            lazy.unterminated = True
+            return lazy
+        raise UnreadableInputError(f"file ends after {count} of {n} rows", path=str(path))
+    return _LazyRows(path, False, n, dim, starts, None)
+
+
+def _index_binary(path: Path) -> _LazyRows:
+    """One pass over a binary file: where every row starts and where its key ends."""
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        end = mm.find(b"\n")
-        header = mm[:end].split()
-        if end < 0 or len(header) != 2:
-            raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
-        n, dim = int(header[0]), int(header[1])
-        pos = end + 1
-        keys: list[str] = []
-        w = np.empty((n, dim), dtype=np.float32)
+        n, dim, pos = _header(f, path)
+        starts = np.empty(n + 1, dtype=np.int64)
+        key_ends = np.empty(n, dtype=np.int64)
+        released = 0
         for i in range(n):
             sp = mm.find(b" ", pos)
             if sp < 0 or sp + 1 + 4 * dim > len(mm):
                 raise UnreadableInputError(f"file ends after {i} of {n} rows", path=str(path))
-            keys.append(mm[pos:sp].decode("utf-8").lstrip("\n"))
-            w[i] = np.frombuffer(mm, dtype="<f4", count=dim, offset=sp + 1)
+            starts[i], key_ends[i] = pos, sp
             pos = sp + 1 + 4 * dim
-    return keys, w
+            if pos - released > _SCAN and hasattr(mmap, "MADV_DONTNEED"):  # keep RSS bounded
+                upto = pos - pos % mmap.PAGESIZE
+                mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                released = upto
+        starts[n] = pos
+    return _LazyRows(path, True, n, dim, starts, key_ends)
 
 
 def read(path: Path, binary: bool) -> EmbeddingModel:
-    """Read a word2vec file (and its sidecar, where there is one) into a one-table model."""
+    """Read a word2vec file (and its sidecar, where there is one) into a one-table model. The
+    weights and keys stay in the file and are parsed on demand, chunk by chunk."""
     try:
-        keys, w = _read_binary(path) if binary else _read_text(path)
+        lazy = _index_binary(path) if binary else _index_text(path)
     except (ValueError, UnicodeDecodeError) as e:
         raise UnreadableInputError(f"not a readable word2vec file: {e}", path=str(path)) from e
+    n = lazy.shape[0]
+
+    def checked(fetch: Any) -> Any:
+        def run(start: int, stop: int) -> list[str]:
+            try:
+                return fetch(start, stop)
+            except UnicodeDecodeError as e:
+                raise UnreadableInputError(f"not a readable word2vec file: {e}", path=str(path)) from e
+        return run
+
     side = read_sidecar(path)
     container = BINARY if binary else TEXT
     if side is None:
         name = path.stem
-        table = EmbeddingTable(name=name, role="token", weight_source=InMemory(w), vocab=Vocabulary(keys),
-                               weight_key=name)
+        table = EmbeddingTable(name=name, role="token", weight_source=lazy,
+                               vocab=Vocabulary(ChunkedStrings(n, checked(lazy.keys))), weight_key=name)
         return EmbeddingModel(OrderedDict([(name, table)]),
                               SourceInfo(path=str(path), size=path.stat().st_size, artifact="embconv-output",
                                          container=container))
@@ -194,20 +336,31 @@ def read(path: Path, binary: bool) -> EmbeddingModel:
     tmeta = next((t for t in manifest["tables"] if t["name"] == name), None)
     if tmeta is None:
         raise UnreadableInputError(f"sidecar names table {name!r} but its manifest lacks it", path=str(path))
-    dropped = set(info.get("dropped_rows", []))
+    dropped = sorted(set(info.get("dropped_rows", [])))
     renamed = set(info.get("renamed_rows", []))
-    src_rows = [i for i in range(len(keys) + len(dropped)) if i not in dropped]
-    tokens = [tok.original_of(k, r in renamed) for k, r in zip(keys, src_rows, strict=True)]
+
+    def source_row(i: int) -> int:
+        for d in dropped:
+            if d <= i:
+                i += 1
+        return i
+
+    def tokens(start: int, stop: int) -> list[str]:
+        keys = lazy.keys(start, stop)
+        if not renamed and not any("%" in k for k in keys):
+            return keys
+        return [tok.original_of(k, source_row(start + j) in renamed) for j, k in enumerate(keys)]
+
     manifest = json.loads(json.dumps(manifest))
     manifest["tables"] = [tmeta]
     tmeta["bias_key"] = tmeta.get("bias_key")
     if tmeta.get("vocab") is not None and dropped:
         tmeta["vocab"]["unknown_index"] = None
-    toks = {} if info.get("row_labels") else {name: tokens}
+    toks = {} if info.get("row_labels") else {name: ChunkedStrings(n, checked(tokens))}
     if info.get("row_labels"):
         tmeta["vocab"] = None
     try:
-        model = model_from_manifest(manifest, {name: (InMemory(w), None)}, toks)
+        model = model_from_manifest(manifest, {name: (lazy, None)}, toks)
     except (KeyError, TypeError, ValueError) as e:
         raise UnreadableInputError(f"sidecar manifest is inconsistent: {e}", path=str(path)) from e
     model.source = output_source(model, path, container)
