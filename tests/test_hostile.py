@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import signal
 import subprocess
 import sys
 import types
@@ -31,6 +30,8 @@ for _p in (HERE, REPO):  # the corpus package, and the converter when it is not 
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from damage.harness import Timeout as CaseTimeout  # noqa: E402
+from damage.harness import deadline  # noqa: E402
 from hostile.corpus import CASES, MARKER, Case  # noqa: E402
 
 TIMEOUT = 20
@@ -138,22 +139,6 @@ def _forbidden(mod: str) -> bool:
     return mod.split(".")[0] in FORBIDDEN_TOPLEVEL or mod.startswith("numpy.testing")
 
 
-class CaseTimeout(BaseException):
-    """Raised by SIGALRM; a BaseException so that `except Exception` in the reader can't eat it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: int):
-    def on_alarm(signum, frame):
-        raise CaseTimeout()
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @contextlib.contextmanager
