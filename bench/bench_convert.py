@@ -36,8 +36,20 @@ PY = sys.executable
 EMBCONV = [PY, "-m", "converter"]
 
 
+COLD = False  # --cold: empty the page cache before every measured command
+
+
+def drop_caches() -> None:
+    """Write back dirty pages and empty the page cache, so a run reads from the disk (root only)."""
+    subprocess.run(["sync"], check=True)
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
 def timed(cmd: list[str], **kw) -> dict:
     """Run ``cmd`` under /usr/bin/time -v: wall seconds, peak RSS bytes, stderr text."""
+    if COLD:
+        drop_caches()
     t0 = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, **kw)
     wall = time.perf_counter() - t0
@@ -137,8 +149,17 @@ def main() -> int:
     ap.add_argument("--gensim-check-rows", type=int, default=200_000,
                     help="rows per table gensim loads back from both writers' files (0 = all)")
     ap.add_argument("--skip-gensim", action="store_true")
+    ap.add_argument("--cold", action="store_true",
+                    help="empty the page cache before each command (needs root): cp then measures the disk")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     a = ap.parse_args()
+    global COLD
+    if a.cold:
+        try:
+            drop_caches()
+        except OSError as e:
+            raise SystemExit(f"--cold needs to write /proc/sys/vm/drop_caches: {e}") from None
+        COLD = True
     size = parse_size(a.size)
     os.makedirs("bench-work", exist_ok=True)
     work = a.work or tempfile.mkdtemp(prefix="run-", dir="bench-work")
