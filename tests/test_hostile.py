@@ -14,7 +14,6 @@ For every corpus entry the file is written into a fresh directory, then
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import subprocess
@@ -31,7 +30,7 @@ for _p in (HERE, REPO):  # the corpus package, and the converter when it is not 
         sys.path.insert(0, str(_p))
 
 from damage.harness import Timeout as CaseTimeout  # noqa: E402
-from damage.harness import deadline  # noqa: E402
+from damage.harness import deadline, memory_cap  # noqa: E402
 from hostile.corpus import CASES, MARKER, Case  # noqa: E402
 
 TIMEOUT = 20
@@ -141,23 +140,9 @@ def _forbidden(mod: str) -> bool:
 
 
 
-@contextlib.contextmanager
 def address_space_headroom(extra: int = MEM_CAP):
     """Lower the soft RLIMIT_AS to (current size + extra) for the block, then restore it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    vm = 0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                vm = int(line.split()[1]) * 1024
-    new = vm + extra
-    if hard != resource.RLIM_INFINITY:
-        new = min(new, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (new, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    return memory_cap(extra)
 
 
 def _converter_objects():
