@@ -27,17 +27,16 @@ from pathlib import Path
 import atheris
 
 HERE = Path(__file__).resolve().parent
-for _p in (HERE, HERE.parent):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+if str(HERE.parent) not in sys.path:  # run as a script: make the tests package importable
+    sys.path.insert(0, str(HERE.parent))
 
 with atheris.instrument_imports(include=["converter"]):
     import converter  # noqa: F401
     import converter.loaders  # noqa: F401
     import converter.pickle  # noqa: F401
 
-from damage.harness import Outcome, Violation, run_stages  # noqa: E402
-from damage.mutate import CANARY, file_seeds, hostile_seeds  # noqa: E402
+from tests.damage.harness import Outcome, Violation, run_stages  # noqa: E402
+from tests.damage.mutate import CANARY, file_seeds, hostile_seeds  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="embconv-atheris-"))
 TARGET = WORK / "input.pth"

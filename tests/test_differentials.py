@@ -27,14 +27,9 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for _p in (HERE, HERE.parent):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from damage.harness import check_file, forbidden_imports  # noqa: E402
-from damage.mutate import CANARY, FIXTURES  # noqa: E402
-from hostile.builders import (  # noqa: E402
+from .damage.harness import check_file, forbidden_imports
+from .damage.mutate import CANARY, FIXTURES
+from .hostile.builders import (
     MARK,
     NEWFALSE,
     REDUCE,

@@ -29,15 +29,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+from converter.errors import EmbconvError, UnreadableInputError
 
-from damage.harness import Tally, Violation, check_file, deadline, forbidden_imports, memory_cap  # noqa: E402
-from damage.mutate import CANARY, Seed, apply, file_seeds, hostile_seeds, plans  # noqa: E402
-from damage.structure import layout  # noqa: E402
-
-from converter.errors import EmbconvError, UnreadableInputError  # noqa: E402
+from .damage.harness import Tally, Violation, check_file, deadline, forbidden_imports, memory_cap
+from .damage.mutate import CANARY, Seed, apply, file_seeds, hostile_seeds, plans
+from .damage.structure import layout
 
 LONG = os.environ.get("EMBCONV_FUZZ_LONG") == "1"
 _override = int(os.environ.get("EMBCONV_FUZZ_EXAMPLES", "0") or 0)

@@ -23,16 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from .damage.harness import Timeout as CaseTimeout
+from .damage.harness import deadline, memory_cap
+from .hostile.corpus import CASES, MARKER, Case
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-for _p in (HERE, REPO):  # the corpus package, and the converter when it is not installed
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-from damage.harness import Timeout as CaseTimeout  # noqa: E402
-from damage.harness import deadline, memory_cap  # noqa: E402
-from hostile.corpus import CASES, MARKER, Case  # noqa: E402
-
 TIMEOUT = 20
 MEM_CAP = 2 << 30  # 2 GiB of address space per CLI run
 

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for _p in (HERE, HERE.parent):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+import converter.pickle.vm as vm
+import converter.pickle.walk as walk
+import converter.pickle.zipreader as zipreader
 
-from damage.harness import Outcome, check_file, memory_cap  # noqa: E402
-from damage.mutate import CANARY  # noqa: E402
-from hostile.builders import (  # noqa: E402
+from .damage.harness import Outcome, check_file, memory_cap
+from .damage.mutate import CANARY
+from .hostile.builders import (
     APPEND,
     APPENDS,
     BUILD,
@@ -62,10 +61,7 @@ from hostile.builders import (  # noqa: E402
     unicode,
 )
 
-import converter.pickle.vm as vm  # noqa: E402
-import converter.pickle.walk as walk  # noqa: E402
-import converter.pickle.zipreader as zipreader  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
 W = TensorSpec("emb.weight", "0", "FloatStorage", numel=4, size=(2, 2), stride=(2, 1))
 W_DATA = {"0": float32_bytes([1.0, 2.0, 3.0, 4.0])}
 FAST = 5.0  # seconds: an in-process refusal must take less than this

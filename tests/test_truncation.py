@@ -27,13 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from .damage.harness import Tally, check_file
+from .damage.mutate import Seed, file_seeds
+
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from damage.harness import Tally, check_file  # noqa: E402
-from damage.mutate import Seed, file_seeds  # noqa: E402
-
 CUTS = 200
 SEEDS = file_seeds()
 TALLY = Tally()

@@ -72,12 +72,7 @@ atexit.register(shutil.rmtree, CANARY_DIR, True)
 def hostile_seeds() -> tuple[Seed, ...]:
     """The hand-made hostile corpus (tests/hostile), built against ``CANARY``: every payload in
     it would create that file if anything ran it."""
-    import sys
-
-    tests_dir = str(ROOT / "tests")
-    if tests_dir not in sys.path:
-        sys.path.insert(0, tests_dir)
-    from hostile.corpus import CASES
+    from ..hostile.corpus import CASES
 
     out = []
     for case in CASES:
