@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnreadableInputError, UsageError
-from .ir import EmbeddingModel, SourceInfo
+from .ir import EmbeddingModel, hash_in_background
 from .loaders import load as load_fastai
 from .writers import Progress, read_output, save
 from .writers import sniff as sniff_output
@@ -60,11 +60,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     place, unless ``verify`` is False. ``y_range`` supplies the rating range a file lacks
     (fastai 0.7 collab, v1/v2 ``learn.save``). ``options`` go to the writer (e.g.
     ``external_data=True`` for ONNX)."""
-    early = SourceInfo(path=os.fspath(src), size=0)
-    early.start_sha256()  # the manifest needs the source's hash: overlap it with loading
+    pending = hash_in_background(src)  # the outputs' manifest names the source's hash: overlap it with loading
     model = load(src, vocab=vocab)
-    if model.source._sha256 is None and model.source._hashing is None and model.source.path == early.path:
-        model.source._hashing = early._hashing
+    model.source.expect_sha256(pending)
     set_y_range(model, y_range)
     if tables:
         wanted = list(tables)

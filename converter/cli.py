@@ -15,8 +15,7 @@ from .api import convert, load, set_y_range
 from .errors import EmbconvError, UsageError
 from .ir import EmbeddingModel
 from .pickle import describe, open_model_file, scan_file
-from .verify import verify_output
-from .writers import FORMATS, format_for, plan
+from .writers import FORMATS, format_for, plan, verify_output
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,18 +125,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"{verified}: {len(files)} file(s)")
         for f in files:
             print(f"  {f}  ({f.stat().st_size:,} bytes)")
-        hint = _LOAD_HINTS.get(format_for(args.dst, args.to).name)
+        hint = format_for(args.dst, args.to).load_hint
         if hint:
             print(f"load it with: {hint.format(path=files[0])}")
     return 0
 
 
-_LOAD_HINTS = {
-    "safetensors": "safetensors.numpy.load_file('{path}')  (vocabulary: see README, 'safetensors layout')",
-    "onnx": "onnxruntime.InferenceSession('{path}')  (inputs <table>.index / <table>.id)",
-    "word2vec-text": "gensim.models.KeyedVectors.load_word2vec_format('{path}')",
-    "word2vec-binary": "gensim.models.KeyedVectors.load_word2vec_format('{path}', binary=True)",
-}
 
 
 def _progress_bar(quiet: bool) -> Any:

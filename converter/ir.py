@@ -161,6 +161,31 @@ class Vocabulary:
         return out
 
 
+class WithoutRow:
+    """An ArraySource: ``base`` with row ``row`` left out, read lazily a slice at a time (so a
+    view of a memory-mapped table stays memory-mapped)."""
+
+    def __init__(self, base: Any, row: int) -> None:
+        self.base = base
+        self.row = row
+        self.shape = (base.shape[0] - 1, *tuple(base.shape[1:]))
+        self.dtype = getattr(base, "dtype", None)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        start, stop, _ = slice(start, stop).indices(self.shape[0])
+        stop = max(start, stop)
+        lo = start if start < self.row else start + 1
+        hi = stop if stop <= self.row else stop + 1
+        base_rows = getattr(self.base, "rows", None)
+        a = base_rows(lo, hi) if base_rows is not None else self.base.to_numpy()[lo:hi]
+        if lo <= self.row < hi:
+            a = np.delete(a, self.row - lo, axis=0)
+        return a
+
+    def to_numpy(self) -> np.ndarray:
+        return self.rows(0, self.shape[0])
+
+
 @dataclass
 class EmbeddingTable:
     """One embedding matrix and what labels its rows."""
@@ -228,6 +253,21 @@ class EmbeddingTable:
             return dt
         return self.weight_rows(0, 1).dtype
 
+    def view(self, *, bias: bool = True, drop_row: int | None = None) -> EmbeddingTable:
+        """This table as an output format holds it: without its bias, and/or without one row
+        (the unknown row, which then is no longer in the vocabulary). Nothing is copied."""
+        weight, bias_source, vocab = self.weight_source, self.bias_source if bias else None, self.vocab
+        if drop_row is not None:
+            weight = WithoutRow(weight, drop_row)
+            bias_source = WithoutRow(bias_source, drop_row) if bias_source is not None else None
+            if vocab is not None:
+                keep = [i for i in range(len(vocab)) if i != drop_row]
+                vocab = Vocabulary([vocab.tokens[i] for i in keep], unknown_index=None, source=vocab.source,
+                                   strings=[vocab.strings[i] for i in keep])
+        return EmbeddingTable(self.name, self.role, weight, vocab, bias_source, self.weight_key,
+                              self.bias_key if bias_source is not None else None, list(self.tied_keys),
+                              self.source_dtype)
+
     def row_chunks(self, chunk_rows: int) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, rows) slices of the weight, for streaming writers (only one chunk is
         materialised at a time)."""
@@ -271,15 +311,14 @@ class SourceInfo:
     _hashing: Any = field(default=None, repr=False, compare=False)
 
     def start_sha256(self) -> None:
-        """Start hashing the source in a background thread (hashlib releases the GIL), so that
-        the ~1 s a GiB takes overlaps with loading; ``sha256`` waits for it. Only commands that
-        write a manifest need the hash; ``inspect`` never starts it."""
-        if self._sha256 is None and self._hashing is None and os.path.isfile(self.path):
-            import concurrent.futures
+        """Start hashing the source in a background thread; ``sha256`` waits for it. Only
+        commands that write a manifest need the hash; ``inspect`` never starts it."""
+        self.expect_sha256(hash_in_background(self.path))
 
-            pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="embconv-sha256")
-            self._hashing = pool.submit(file_sha256, self.path)
-            pool.shutdown(wait=False)
+    def expect_sha256(self, pending: Any) -> None:
+        """Use a hash already being computed (a Future from ``hash_in_background``) of this file."""
+        if self._sha256 is None and self._hashing is None and pending is not None:
+            self._hashing = pending
 
     @property
     def sha256(self) -> str:
@@ -344,6 +383,19 @@ class EmbeddingModel:
                 raise KeyError(n)
             chosen[n] = self.tables[n]
         return EmbeddingModel(chosen, self.source, self.model, list(self.warnings))
+
+
+def hash_in_background(path: str | os.PathLike) -> Any:
+    """A Future of ``file_sha256(path)`` computed in a thread (hashlib releases the GIL, so the
+    ~1 s a GiB takes overlaps with loading), or None when ``path`` is not a file."""
+    if not os.path.isfile(path):
+        return None
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="embconv-sha256")
+    future = pool.submit(file_sha256, path)
+    pool.shutdown(wait=False)
+    return future
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

@@ -153,6 +153,13 @@ def test_cli_convert_verify_and_inspect_output(tmp_path):
         assert proc.returncode == 0, proc.stderr
         proc = run_cli("verify", dst, "--against", src)
         assert proc.returncode == 0 and "ok: 2 table(s)" in proc.stdout, proc.stderr
+    # convert hashes the source in the background while loading; the manifest names that hash.
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "out.safetensors"), framework="np") as f:
+        embedded = json.loads(f.metadata()["embconv.manifest"])["source"]
+    assert embedded["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert embedded["path"] == str(src) and embedded["size"] == src.stat().st_size
     proc = run_cli("inspect", tmp_path / "out.safetensors", "--json")
     manifest = json.loads(proc.stdout)
     assert manifest["source"]["container"] == "safetensors"

@@ -13,8 +13,7 @@ import converter.writers.safetensors as st
 from converter.errors import UnreadableInputError
 from converter.ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from converter.pickle.tensors import DTYPES, StorageRef, TensorRef
-from converter.verify import verify_output
-from converter.writers import _common, _floatfmt, read_output, save
+from converter.writers import _common, _floatfmt, read_output, save, verify_output
 from converter.writers import word2vec as w2v
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 

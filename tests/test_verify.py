@@ -9,8 +9,8 @@ import pytest
 
 from converter.errors import VerificationError
 from converter.ir import InMemory, Vocabulary
-from converter.verify import verify_models, verify_output
-from converter.writers import read_output, save
+from converter.verify import verify_models
+from converter.writers import read_output, save, verify_output
 from tests._writer_models import collab_model, tricky_model
 
 

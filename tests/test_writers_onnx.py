@@ -7,8 +7,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from converter.verify import verify_output
-from converter.writers import read_output, save
+from converter.writers import read_output, save, verify_output
 from tests._writer_models import TRICKY_TOKENS, collab_model, tricky_model
 
 

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from gensim.models import KeyedVectors
 
-from converter.errors import OutputError, UsageError
-from converter.verify import verify_output
-from converter.writers import read_output, save
+from converter.errors import OutputError, UsageError, VerificationError
+from converter.writers import read_output, save, verify_output
 from converter.writers.tokens import escape, unescape, unique_keys
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 
@@ -81,6 +80,14 @@ def test_drop_unknown(tmp_path, caplog):
     back = read_output(out)
     assert back.tables["words"].vocab.strings == TRICKY_TOKENS[1:]
     verify_output(out, m)
+    # Verification compares the file with the source minus its unknown row: a changed value in
+    # the file's third row (source row 3) is caught.
+    lines = out.read_text(encoding="utf-8").split("\n")
+    key, first, *rest = lines[3].split(" ")
+    lines[3] = " ".join([key, "12345.0", *rest])
+    out.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(VerificationError, match="'words': weights differ first at row 2"):
+        verify_output(out, m)
 
 
 def test_escaping_rules():

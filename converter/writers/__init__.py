@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputError, UnreadableInputError, UsageError
+from ..errors import OutputError, UnreadableInputError, UsageError, VerificationError
 from ..ir import EmbeddingModel
 from . import onnx as _onnx
 from . import safetensors as _st
@@ -40,6 +40,11 @@ class Format:
     read: Callable[[Path], EmbeddingModel]
     extra_files: Callable[[EmbeddingModel, Path, dict], list[Path]]
     check: Callable[[Path], None] | None = None
+    load_hint: str = ""  # how a user loads the file in its consumer; ``{path}`` is filled in
+    # What a file of this format holds of a model written with these options (verification
+    # compares the read-back file with exactly this), and those options as the file records them.
+    holds: Callable[[EmbeddingModel, dict], EmbeddingModel] = lambda model, opts: model
+    options_of: Callable[[Path], dict] = lambda path: {}
 
 
 def _none(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
@@ -58,14 +63,20 @@ def _w2v_extra(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
 
 
 FORMATS: dict[str, Format] = {
-    "safetensors": Format("safetensors", (".safetensors",), False, _st.write, _st.read, _none),
-    "onnx": Format("onnx", (".onnx",), False, _onnx.write, _onnx.read, _onnx_extra, _onnx.check),
+    "safetensors": Format("safetensors", (".safetensors",), False, _st.write, _st.read, _none,
+                          load_hint="safetensors.numpy.load_file('{path}')  (vocabulary: README, 'safetensors')"),
+    "onnx": Format("onnx", (".onnx",), False, _onnx.write, _onnx.read, _onnx_extra, _onnx.check,
+                   load_hint="onnxruntime.InferenceSession('{path}')  (inputs <table>.index / <table>.id)"),
     "word2vec-text": Format("word2vec-text", (".vec", ".txt"), True,
                             lambda m, p, **kw: _w2v.write(m, p, binary=False, **kw),
-                            lambda p: _w2v.read(p, binary=False), _w2v_extra),
+                            lambda p: _w2v.read(p, binary=False), _w2v_extra,
+                            load_hint="gensim.models.KeyedVectors.load_word2vec_format('{path}')",
+                            holds=_w2v.holds, options_of=_w2v.options_of),
     "word2vec-binary": Format("word2vec-binary", (".bin",), True,
                               lambda m, p, **kw: _w2v.write(m, p, binary=True, **kw),
-                              lambda p: _w2v.read(p, binary=True), _w2v_extra),
+                              lambda p: _w2v.read(p, binary=True), _w2v_extra,
+                              load_hint="gensim.models.KeyedVectors.load_word2vec_format('{path}', binary=True)",
+                              holds=_w2v.holds, options_of=_w2v.options_of),
 }
 
 
@@ -144,7 +155,7 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
                 if verify:
                     if fmt.check is not None:
                         fmt.check(staged)
-                    verify_models(sub, fmt.read(staged), dtype=dtype, drop_unknown=drop_unknown)
+                    verify_models(fmt.holds(sub, {"drop_unknown": drop_unknown}), fmt.read(staged), dtype=dtype)
         except OSError as e:
             raise OutputError(f"cannot write: {e.strerror or e}", path=str(path)) from e
         return staging.commit()
@@ -193,4 +204,23 @@ def read_output(path: str | os.PathLike) -> EmbeddingModel:
     return sniff(p).read(p)
 
 
-__all__ = ["FORMATS", "Format", "Progress", "format_for", "plan", "read_output", "save", "sniff"]
+def verify_output(path: str | os.PathLike, expected: EmbeddingModel, *, dtype: str | None = None) -> None:
+    """Prove that the output file ``path`` holds exactly what it should of ``expected`` (its
+    source): the tables it holds, as its format holds them with the options the file records;
+    ``dtype`` defaults to the one the file holds. VerificationError (exit 4) otherwise."""
+    from ..verify import verify_models
+
+    p = Path(path)
+    fmt = sniff(p)
+    actual = fmt.read(p)
+    if fmt.one_table_per_file:
+        missing = [n for n in actual.tables if n not in expected.tables]
+        if missing:
+            raise VerificationError(f"holds table {missing[0]!r}, which the source does not have", path=str(p))
+        expected = expected.select(list(actual.tables))
+    if dtype is None:
+        dtype = str(next(iter(actual.tables.values())).weight_dtype)
+    verify_models(fmt.holds(expected, fmt.options_of(p)), actual, dtype=dtype)
+
+
+__all__ = ["FORMATS", "Format", "Progress", "format_for", "plan", "read_output", "save", "sniff", "verify_output"]

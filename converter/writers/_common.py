@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
-from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo
+from ..errors import UnreadableInputError, UsageError
+from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, model_from_manifest
 
 #: ``progress(done, total)``: rows written so far over rows to write (all tables of one save).
 Progress = Callable[[int, int], None]
@@ -131,9 +131,16 @@ class ProgressCounter:
             self.progress(self.done, self.total)
 
 
-def output_source(model: EmbeddingModel, path: str | os.PathLike, container: str) -> SourceInfo:
-    """SourceInfo describing an embconv output file read back (generation and model class kept)."""
+def model_from_output(manifest: dict, arrays: dict, tokens: dict, path: str | os.PathLike, container: str,
+                      what: str = "embconv.manifest") -> EmbeddingModel:
+    """The IR of an output file read back: its embedded manifest plus the arrays and tokens the
+    reader found; ``source`` describes the output file (generation and model class kept)."""
+    try:
+        model = model_from_manifest(manifest, arrays, tokens)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnreadableInputError(f"{what} is inconsistent: {e}", path=str(path)) from e
     p = Path(path)
-    return SourceInfo(path=str(p), size=p.stat().st_size if p.exists() else 0,
-                      generation=model.source.generation, artifact="embconv-output", container=container,
-                      model_class=model.source.model_class)
+    model.source = SourceInfo(path=str(p), size=p.stat().st_size if p.exists() else 0,
+                              generation=model.source.generation, artifact="embconv-output",
+                              container=container, model_class=model.source.model_class)
+    return model

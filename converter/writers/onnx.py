@@ -44,8 +44,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, EmbeddingTable, InMemory, model_from_manifest
-from ._common import ProgressCounter, bias_chunks, output_dtype, output_source, weight_chunks
+from ..ir import EmbeddingModel, EmbeddingTable, InMemory
+from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, weight_chunks
 
 IR_VERSION = 8
 OPSET = 13
@@ -326,9 +326,4 @@ def read(path: Path) -> EmbeddingModel:
             for k, v in zip(keys, values, strict=True):
                 toks[v] = k.decode("utf-8", "surrogatepass")
             tokens[name] = toks
-    try:
-        model = model_from_manifest(manifest, arrays, tokens)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UnreadableInputError(f"embconv.manifest is inconsistent: {e}", path=str(path)) from e
-    model.source = output_source(model, path, "onnx")
-    return model
+    return model_from_output(manifest, arrays, tokens, path, "onnx")

@@ -47,8 +47,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import ChunkedStrings, EmbeddingModel, InMemory, model_from_manifest
-from ._common import ProgressCounter, bias_chunks, output_dtype, output_source, release, weight_chunks
+from ..ir import ChunkedStrings, EmbeddingModel, InMemory
+from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, release, weight_chunks
 
 FORMAT = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -328,12 +328,7 @@ def read(path: Path) -> EmbeddingModel:
                 raise UnreadableInputError(f"table {name!r}: vocabulary tensors are missing", path=str(path)) from None
             except (ValueError, UnicodeDecodeError) as e:
                 raise UnreadableInputError(f"table {name!r}: vocabulary is corrupt: {e}", path=str(path)) from e
-    try:
-        model = model_from_manifest(manifest, arrays, tokens)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UnreadableInputError(f"embconv.manifest is inconsistent: {e}", path=str(path)) from e
-    model.source = output_source(model, path, "safetensors")
-    return model
+    return model_from_output(manifest, arrays, tokens, path, "safetensors")
 
 
 def _manifest_from_tensors(header: dict, path: Path) -> dict:

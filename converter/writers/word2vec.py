@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError, UsageError
-from ..ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary, model_from_manifest
+from ..ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from . import tokens as tok
-from ._common import ProgressCounter, output_dtype, output_source, weight_chunks
+from ._common import ProgressCounter, model_from_output, output_dtype, weight_chunks
 from ._floatfmt import iter_lines
 
 TEXT = "word2vec-text"
@@ -126,6 +126,22 @@ def sniff_text(head: bytes) -> bool:
     line = head.split(b"\n", 1)[0]
     parts = line.split()
     return len(parts) == 2 and all(p.isdigit() for p in parts) and b"\n" in head
+
+
+def holds(model: EmbeddingModel, opts: dict) -> EmbeddingModel:
+    """What a word2vec file holds of ``model``: no biases, and without the unknown row when
+    written with ``drop_unknown``."""
+    views = OrderedDict()
+    for name, t in model.tables.items():
+        unk = t.vocab.unknown_index if t.vocab is not None else None
+        views[name] = t.view(bias=False, drop_row=unk if opts.get("drop_unknown") else None)
+    return EmbeddingModel(views, model.source, model.model, list(model.warnings))
+
+
+def options_of(path: Path) -> dict:
+    """The write options a word2vec file records in its sidecar (``drop_unknown``)."""
+    side = read_sidecar(path) or {}
+    return {"drop_unknown": bool(side.get("embconv.word2vec", {}).get("dropped_rows"))}
 
 
 def read_sidecar(path: Path) -> dict | None:
@@ -359,9 +375,4 @@ def read(path: Path, binary: bool) -> EmbeddingModel:
     toks = {} if info.get("row_labels") else {name: ChunkedStrings(n, checked(tokens))}
     if info.get("row_labels"):
         tmeta["vocab"] = None
-    try:
-        model = model_from_manifest(manifest, {name: (lazy, None)}, toks)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UnreadableInputError(f"sidecar manifest is inconsistent: {e}", path=str(path)) from e
-    model.source = output_source(model, path, container)
-    return model
+    return model_from_output(manifest, {name: (lazy, None)}, toks, path, container, what="sidecar manifest")
