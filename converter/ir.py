@@ -106,6 +106,55 @@ class ChunkedStrings(Sequence):
         return f"ChunkedStrings({self._n} strings)"
 
 
+class PackedStrings(ChunkedStrings):
+    """``n`` strings held as their UTF-8 bytes laid end to end (``utf8``, uint8) and ``n + 1``
+    int64 ``offsets`` (string i is ``utf8[offsets[i]:offsets[i+1]]``): about 9 bytes a row
+    plus the text, where a list of Python strings costs ~60 bytes a row. Either array may be a
+    memory map. Strings are decoded on demand, a chunk at a time; :func:`encoded` hands the
+    bytes on without decoding, so writers and verification move them as bytes. The caller
+    checks that the offsets tile ``utf8`` and that it decodes (``surrogatepass``)."""
+
+    def __init__(self, utf8: np.ndarray, offsets: np.ndarray, chunk: int = 1 << 16) -> None:
+        self.utf8 = utf8
+        self.offsets = offsets
+        super().__init__(len(offsets) - 1, self._decode, chunk)
+
+    def _decode(self, start: int, stop: int) -> list[str]:
+        raw, o = self.encoded(start, stop)
+        text = raw.decode("utf-8", "surrogatepass")
+        bounds = o.tolist()
+        if len(text) == len(raw):  # ASCII: slice the decoded text directly
+            return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
+        """(UTF-8 bytes of strings ``start:stop``, their ``stop - start + 1`` offsets from 0)."""
+        o = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
+        base = int(o[0])
+        return bytes(memoryview(self.utf8[base : int(o[-1])])), o - base
+
+    def __repr__(self) -> str:
+        return f"PackedStrings({len(self)} strings, {len(self.utf8)} bytes)"
+
+
+def encoded(strings: Sequence[str], start: int, stop: int) -> tuple[bytes, np.ndarray]:
+    """(UTF-8 bytes of ``strings[start:stop]`` laid end to end, ``stop - start + 1`` int64
+    offsets from 0): how writers store a vocabulary and how verification compares two. Lone
+    surrogates (old pickles) are kept with ``surrogatepass``, so equal strings ⇔ equal bytes
+    and offsets."""
+    if isinstance(strings, PackedStrings):
+        return strings.encoded(start, stop)
+    chunk = list(strings[start:stop])
+    joined = "".join(chunk).encode("utf-8", "surrogatepass")
+    lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
+    if len(joined) != int(lengths.sum()):  # not all ASCII: bytes != characters
+        lengths = np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in chunk), dtype=np.int64,
+                              count=len(chunk))
+    offsets = np.zeros(len(chunk) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return joined, offsets
+
+
 class Vocabulary:
     """Row i → token. ``tokens`` keeps the original Python scalars (str/int/float/bool);
     ``strings`` their string forms; ``unknown_index`` is the row unseen ids map to (``#na#``
@@ -253,6 +302,19 @@ class EmbeddingTable:
             return dt
         return self.weight_rows(0, 1).dtype
 
+    def weight_file_span(self, dtype: np.dtype) -> tuple[str, int, int] | None:
+        """(path, byte offset, byte count) of the weight in the source file when those bytes
+        already are what a writer wants (``dtype``, little-endian, row after row), so it can
+        copy them file to file; None otherwise (conversion, a view, an array in memory)."""
+        span = getattr(self.weight_source, "file_span", None)
+        dt = np.dtype(dtype)
+        if span is None or dt.str[0] == ">" or self.weight_dtype != dt:  # the file is little-endian
+            return None
+        found = span()
+        if found is None or found[2] != self.rows * self.dim * dt.itemsize:
+            return None
+        return found
+
     def view(self, *, bias: bool = True, drop_row: int | None = None) -> EmbeddingTable:
         """This table as an output format holds it: without its bias, and/or without one row
         (the unknown row, which then is no longer in the vocabulary). Nothing is copied."""
@@ -321,6 +383,11 @@ class SourceInfo:
             self._hashing = pending
 
     @property
+    def sha256_known(self) -> bool:
+        """True when ``sha256`` would return at once (computed, or its background hash finished)."""
+        return self._sha256 is not None or (self._hashing is not None and self._hashing.done())
+
+    @property
     def sha256(self) -> str:
         if self._sha256 is None:
             if self._hashing is not None:
@@ -329,10 +396,12 @@ class SourceInfo:
                 self._sha256 = file_sha256(self.path)
         return self._sha256
 
-    def to_json(self) -> dict:
+    def to_json(self, sha256: str | None = None) -> dict:
+        """The manifest's ``source``; ``sha256`` stands in for the hash (a writer that patches
+        the real one in later, when the background hash has finished)."""
         return {
             "path": self.path,
-            "sha256": self.sha256,
+            "sha256": sha256 if sha256 is not None else self.sha256,
             "size": self.size,
             "generation": self.generation,
             "artifact": self.artifact,
@@ -359,21 +428,22 @@ class EmbeddingModel:
     model: ModelInfo = field(default_factory=ModelInfo)
     warnings: list[str] = field(default_factory=list)
 
-    def manifest(self, include_tokens: bool = True) -> dict:
-        """The manifest of design.md §2 (validated by schemas/manifest.schema.json)."""
+    def manifest(self, include_tokens: bool = True, *, sha256: str | None = None) -> dict:
+        """The manifest of design.md §2 (validated by schemas/manifest.schema.json); ``sha256``
+        stands in for the source's hash (see ``SourceInfo.to_json``)."""
         from . import __version__
 
         return {
             "schema_version": SCHEMA_VERSION,
             "embconv_version": __version__,
-            "source": self.source.to_json(),
+            "source": self.source.to_json(sha256),
             "model": self.model.to_json(),
             "tables": [t.to_json(include_tokens) for t in self.tables.values()],
             "warnings": list(self.warnings),
         }
 
-    def manifest_json(self, include_tokens: bool = True) -> str:
-        return json.dumps(self.manifest(include_tokens), ensure_ascii=False, allow_nan=False)
+    def manifest_json(self, include_tokens: bool = True, *, sha256: str | None = None) -> str:
+        return json.dumps(self.manifest(include_tokens, sha256=sha256), ensure_ascii=False, allow_nan=False)
 
     def select(self, names: Iterable[str]) -> EmbeddingModel:
         """A model with only the named tables (KeyError naming the missing one)."""

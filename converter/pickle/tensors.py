@@ -6,6 +6,7 @@ storage when it is made, so no later view can reach outside the storage's bytes.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -259,6 +260,21 @@ class TensorRef:
         offset = self.storage_offset + start * self.stride[0] if stop > start else self.storage_offset
         sub = TensorRef(self.storage, offset, (stop - start, *self.shape[1:]), self.stride, self.dtype)
         return sub.to_numpy()
+
+    def file_span(self) -> tuple[str, int, int] | None:
+        """(path, byte offset, byte count) where the tensor's bytes lie in the source file, in
+        order and as ``to_numpy()`` would give them (contiguous, little-endian, no widening),
+        so a writer can copy them file to file; None when they do not."""
+        if (not self.is_contiguous or self.storage.byteorder != "little" or self.dtype.name == "bfloat16"
+                or self.dtype.name.startswith("float8") or self.numel == 0):
+            return None
+        storage, first = self.storage, self.storage_offset * self.dtype.itemsize
+        while storage._base is not None:  # legacy storage views
+            first += storage._base_element_offset * storage.dtype.itemsize
+            storage = storage._base
+        if not isinstance(storage._buffer, mmap.mmap) or storage.origin is None:
+            return None  # bytes from elsewhere (a nested pickle), not the file itself
+        return storage.origin, storage._byte_offset + first, self.nbytes
 
     def __repr__(self) -> str:
         return f"TensorRef({self.dtype.name}{list(self.shape)}, storage={self.storage.key!r}@{self.storage_offset})"

@@ -13,6 +13,7 @@ file: a model with several tables is written as ``<stem>.<table><suffix>`` per t
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Callable
@@ -22,7 +23,6 @@ from typing import Any
 
 from ..errors import OutputError, UnreadableInputError, UsageError, VerificationError
 from ..ir import EmbeddingModel
-from . import onnx as _onnx
 from . import safetensors as _st
 from . import word2vec as _w2v
 from ._common import Progress
@@ -36,7 +36,9 @@ class Format:
     name: str
     suffixes: tuple[str, ...]
     one_table_per_file: bool
-    write: Callable[..., None]
+    # write(model, path, **options) -> None, or a last step that save() runs after verifying
+    # the file and before flushing it to disk (safetensors patches in the source's sha256).
+    write: Callable[..., Callable[[], None] | None]
     read: Callable[[Path], EmbeddingModel]
     extra_files: Callable[[EmbeddingModel, Path, dict], list[Path]]
     check: Callable[[Path], None] | None = None
@@ -47,6 +49,12 @@ class Format:
     options_of: Callable[[Path], dict] = lambda path: {}
 
 
+def _onnx() -> Any:
+    """The ONNX writer module, imported on first use: the onnx library takes ~50 ms to import
+    and most runs never touch it."""
+    return importlib.import_module(".onnx", __name__)
+
+
 def _none(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
     return []
 
@@ -54,8 +62,8 @@ def _none(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
 def _onnx_extra(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
     ext = opts.get("external_data")
     if ext is None:
-        ext = _onnx.needs_external(model, opts.get("dtype", "float32"))
-    return [_onnx.data_path(path)] if ext else []
+        ext = _onnx().needs_external(model, opts.get("dtype", "float32"))
+    return [_onnx().data_path(path)] if ext else []
 
 
 def _w2v_extra(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
@@ -65,7 +73,8 @@ def _w2v_extra(model: EmbeddingModel, path: Path, opts: dict) -> list[Path]:
 FORMATS: dict[str, Format] = {
     "safetensors": Format("safetensors", (".safetensors",), False, _st.write, _st.read, _none,
                           load_hint="safetensors.numpy.load_file('{path}')  (vocabulary: README, 'safetensors')"),
-    "onnx": Format("onnx", (".onnx",), False, _onnx.write, _onnx.read, _onnx_extra, _onnx.check,
+    "onnx": Format("onnx", (".onnx",), False, lambda m, p, **kw: _onnx().write(m, p, **kw),
+                   lambda p: _onnx().read(p), _onnx_extra, lambda p: _onnx().check(p),
                    load_hint="onnxruntime.InferenceSession('{path}')  (inputs <table>.index / <table>.id)"),
     "word2vec-text": Format("word2vec-text", (".vec", ".txt"), True,
                             lambda m, p, **kw: _w2v.write(m, p, binary=False, **kw),
@@ -147,15 +156,19 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
         try:
             for sub, primary in jobs:
                 staged = staging.path(primary)
-                fmt.write(sub, staged, progress=sub_progress, drop_unknown=drop_unknown, **opts)
+                last_step = fmt.write(sub, staged, progress=sub_progress, drop_unknown=drop_unknown, **opts)
                 done_before += sum(t.rows for t in sub.tables.values())
                 for extra in fmt.extra_files(sub, primary, opts):
                     if not staging.path(extra).exists():
                         raise OutputError(f"the writer did not produce {extra.name}", path=str(primary))
+                staging.sync_in_background()  # the disk flushes while the CPU verifies
                 if verify:
                     if fmt.check is not None:
                         fmt.check(staged)
                     verify_models(fmt.holds(sub, {"drop_unknown": drop_unknown}), fmt.read(staged), dtype=dtype)
+                if last_step is not None:
+                    last_step()
+                    staging.sync_in_background()  # again, for what the last step changed
         except OSError as e:
             raise OutputError(f"cannot write: {e.strerror or e}", path=str(path)) from e
         return staging.commit()
@@ -185,7 +198,7 @@ def sniff(path: str | os.PathLike) -> Format:
         except UnicodeDecodeError:
             pass
         return FORMATS["word2vec-binary"]
-    if _onnx.sniff(head):
+    if head[:1] == b"\x08" and _onnx().sniff(head):  # a ModelProto's first byte
         return FORMATS["onnx"]
     raise UnreadableInputError("not a safetensors, ONNX or word2vec file", path=str(p))
 

@@ -6,6 +6,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -98,6 +99,57 @@ def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BY
         release(src)
         if out is not src:
             del out
+
+
+def write_weight(f: BinaryIO, table: EmbeddingTable, dtype: np.dtype, counter: ProgressCounter | None = None) -> int:
+    """Write a table's weight to ``f`` as ``dtype``, row after row; return the bytes written.
+    Where the source file already holds exactly those bytes (same dtype, contiguous), the
+    kernel copies them file to file (``copy_file_range``): no page passes through this process,
+    which is as fast as ``cp``. Otherwise chunks are read, converted and written."""
+    span = table.weight_file_span(dtype)
+    if span is not None:
+        copied = _copy_span(f, span, table.dim * dtype.itemsize, counter)
+        if copied is not None:
+            return copied
+    n = 0
+    for _start, chunk in weight_chunks(table, dtype):
+        f.write(memoryview(chunk).cast("B"))
+        n += chunk.nbytes
+        if counter is not None:
+            counter.add(len(chunk))
+    return n
+
+
+_COPY_PIECE = 64 << 20
+
+
+def _copy_span(f: BinaryIO, span: tuple[str, int, int], row_bytes: int, counter: ProgressCounter | None) -> int | None:
+    """Copy ``span`` of a source file to the end of ``f`` in the kernel; None (and nothing
+    written) where the platform or file system cannot, so the caller streams instead."""
+    path, offset, nbytes = span
+    if not hasattr(os, "copy_file_range") or row_bytes <= 0:
+        return None
+    f.flush()
+    pos = f.tell()
+    piece = max(row_bytes, _COPY_PIECE // row_bytes * row_bytes)  # whole rows, for progress
+    done = 0
+    try:
+        with open(path, "rb") as src:
+            while done < nbytes:
+                k = os.copy_file_range(src.fileno(), f.fileno(), min(piece, nbytes - done), offset + done, pos + done)
+                if k <= 0:
+                    raise OSError("the source file ended early")
+                if counter is not None:
+                    counter.add((done + k) // row_bytes - done // row_bytes)
+                done += k
+    except OSError:  # EXDEV, ENOSYS, EINVAL …: start again the ordinary way
+        if counter is not None:
+            counter.add(-(done // row_bytes))
+        f.seek(pos)
+        f.truncate()
+        return None
+    f.seek(pos + nbytes)
+    return nbytes
 
 
 def bias_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[np.ndarray]:

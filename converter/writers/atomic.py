@@ -4,6 +4,10 @@ destination, checked there, and only then renamed into place with ``os.replace``
 * A destination that already exists needs ``force=True`` (else :class:`OutputError`, exit 5).
 * On any failure (including KeyboardInterrupt) the staging folder and everything in it is
   removed, so nothing half-written is ever left at a destination.
+* Durability: writers do not fsync. ``sync_in_background()`` flushes the staged files to disk
+  in a thread (fsync waits on the disk, not the CPU) while the caller verifies them;
+  ``commit()`` waits for it before any rename, and fsyncs the folder after, so a crash or
+  power loss leaves either the old destination or the complete new file.
 * A single file is committed with one ``os.replace`` (an existing file is swapped atomically).
   Several files (one per table; ONNX + external data; word2vec + sidecar) are committed one by
   one; existing destinations are first moved aside into the staging folder and moved back if a
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,6 +59,51 @@ class Staging:
             raise OutputError(f"cannot write in {str(self.folder)!r}: {e.strerror or e}",
                               path=str(self.destinations[0])) from e
         self.committed = False
+        self._sync: threading.Thread | None = None
+        self._sync_error: OSError | None = None
+        self._sync_started = False
+
+    def sync_in_background(self) -> None:
+        """Start flushing every staged file to disk in a thread; ``commit`` waits for it."""
+        self.wait_synced()
+        self._sync_started = True
+        files = [p for p in self.staged() if p.is_file()]
+
+        def run() -> None:
+            try:
+                for p in files:
+                    fd = os.open(p, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+            except OSError as e:
+                self._sync_error = e
+
+        self._sync = threading.Thread(target=run, name="embconv-fsync", daemon=True)
+        self._sync.start()
+
+    def wait_synced(self) -> None:
+        """Wait for ``sync_in_background`` (OutputError if flushing to disk failed)."""
+        if self._sync is not None:
+            self._sync.join()
+            self._sync = None
+        if self._sync_error is not None:
+            e, self._sync_error = self._sync_error, None
+            raise OutputError(f"cannot flush the output to disk: {e.strerror or e}",
+                              path=str(self.destinations[0])) from e
+
+    def _sync_folder(self) -> None:
+        try:
+            fd = os.open(self.folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # some file systems cannot fsync a folder; the renames happened regardless
+        finally:
+            os.close(fd)
 
     def path(self, dest: Path | str) -> Path:
         d = Path(os.path.abspath(dest))
@@ -66,6 +116,9 @@ class Staging:
 
     def commit(self) -> list[Path]:
         """Move every staged file into place (all-or-nothing as far as possible)."""
+        if not self._sync_started:
+            self.sync_in_background()
+        self.wait_synced()
         check_destinations(self.destinations, self.force)  # nothing appeared meanwhile
         for d in self.destinations:
             if not self.path(d).is_file():
@@ -77,6 +130,7 @@ class Staging:
             except OSError as e:
                 raise OutputError(f"cannot move the output into place: {e.strerror or e}", path=str(d)) from e
             self.committed = True
+            self._sync_folder()
             return [d]
         backup = self.dir / ".previous"
         backup.mkdir()
@@ -104,9 +158,12 @@ class Staging:
             raise OutputError(f"cannot move the output into place: {e.strerror or e}",
                               path=str(self.destinations[0])) from e
         self.committed = True
+        self._sync_folder()
         return list(self.destinations)
 
     def cleanup(self) -> None:
+        if self._sync is not None:
+            self._sync.join()  # never delete files a thread still has open
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> Staging:

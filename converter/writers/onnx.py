@@ -45,7 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
 from ..ir import EmbeddingModel, EmbeddingTable, InMemory
-from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, weight_chunks
+from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, write_weight
 
 IR_VERSION = 8
 OPSET = 13
@@ -198,10 +198,7 @@ def _stream_tensor(f: BinaryIO, t: EmbeddingTable, part: str, dtype: np.dtype, c
     """Write a table's weight or bias bytes to ``f``; return the byte count."""
     n = 0
     if part == "weight":
-        for _start, chunk in weight_chunks(t, dtype):
-            f.write(memoryview(chunk).cast("B"))
-            n += chunk.nbytes
-            counter.add(len(chunk))
+        n = write_weight(f, t, dtype, counter)
     else:
         if t.bias_source is None or int(np.prod(t.bias_source.shape, dtype=np.int64)) != t.rows:
             raise OutputError(f"table {t.name!r}: bias does not have {t.rows} rows")
@@ -227,8 +224,6 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
                 f.write(b"\0" * pad)
                 start = f.tell()
                 offsets[name] = (start, _stream_tensor(f, t, part, np_dtype, counter))
-            f.flush()
-            os.fsync(f.fileno())
         for name, _t, _part in big:
             tp = TensorProto(name=name, dims=shapes[name], data_type=_ONNX_FLOAT[dtype])
             tp.data_location = TensorProto.EXTERNAL
@@ -253,8 +248,6 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
                 f.write(_key(7) + _varint(graph_len) + initializer + tensor)
                 if _stream_tensor(f, t, part, np_dtype, counter) != nbytes:
                     raise OutputError(f"tensor {name!r}: wrote a wrong number of bytes", path=str(path))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _version() -> str:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import secrets
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -47,8 +48,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import ChunkedStrings, EmbeddingModel, InMemory
-from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, release, weight_chunks
+from ..ir import EmbeddingModel, InMemory, PackedStrings, encoded
+from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, release, write_weight
 
 FORMAT = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -87,19 +88,16 @@ _VOCAB_CHUNK = 1 << 16
 
 
 def _vocab_pieces(strings: Sequence[str]) -> Iterator[tuple[bytes, np.ndarray]]:
-    """(UTF-8 bytes, int64 byte length per token) of the tokens, ``_VOCAB_CHUNK`` at a time."""
+    """(UTF-8 bytes, offsets from 0) of the tokens, ``_VOCAB_CHUNK`` at a time (a packed
+    vocabulary hands its bytes on without decoding them)."""
     for start in range(0, len(strings), _VOCAB_CHUNK):
-        chunk = list(strings[start : start + _VOCAB_CHUNK])
-        joined = "".join(chunk).encode("utf-8", "surrogatepass")
-        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
-        if len(joined) != int(lengths.sum()):  # not all ASCII: bytes != characters
-            lengths = np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in chunk), dtype=np.int64,
-                                  count=len(chunk))
-        yield joined, lengths
+        yield encoded(strings, start, min(len(strings), start + _VOCAB_CHUNK))
 
 
 def vocab_nbytes(strings: Sequence[str]) -> int:
     """Bytes of ``<t>.vocab.utf8`` for these tokens (one encoding pass, nothing kept)."""
+    if isinstance(strings, PackedStrings):
+        return int(strings.offsets[-1]) - int(strings.offsets[0])
     return sum(len(joined) for joined, _ in _vocab_pieces(strings))
 
 
@@ -113,12 +111,10 @@ def write_vocab_offsets(f: BinaryIO, strings: Sequence[str]) -> None:
     """Stream the ``<t>.vocab.offsets`` tensor: int64, rows + 1 values, starting at 0."""
     f.write(np.zeros(1, dtype="<i8").tobytes())
     base = 0
-    for _, lengths in _vocab_pieces(strings):
-        ends = np.cumsum(lengths, dtype=np.int64)
-        ends += base
+    for _, offsets in _vocab_pieces(strings):
+        ends = offsets[1:] + base
         f.write(ends.astype("<i8", copy=False).tobytes())
-        if len(ends):
-            base = int(ends[-1])
+        base += int(offsets[-1])
 
 
 def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
@@ -132,8 +128,8 @@ def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
     return [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(o, o[1:], strict=False)]
 
 
-def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> ChunkedStrings:
-    """The tokens of memory-mapped vocabulary tensors as a :class:`ChunkedStrings` that decodes
+def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> PackedStrings:
+    """The tokens of memory-mapped vocabulary tensors as :class:`PackedStrings` that decode
     rows on demand. The offsets and the UTF-8 are checked here in one chunked pass (ValueError /
     UnicodeDecodeError), so a corrupt vocabulary fails at read time, but no token is kept."""
     n = len(offsets) - 1
@@ -152,24 +148,13 @@ def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> ChunkedStrings:
     if prev != len(data):
         raise ValueError("vocabulary offsets do not tile the token bytes")
 
-    def fetch(start: int, stop: int) -> list[str]:
-        o = np.asarray(offsets[start : stop + 1]).tolist()
-        chunk = data[o[0] : o[-1]]
-        raw = chunk.tobytes()
-        release(chunk)
-        base = o[0]
-        text = raw.decode("utf-8", "surrogatepass")
-        if len(text) == len(raw):  # ASCII: slice the decoded text directly
-            return [text[a - base : b - base] for a, b in zip(o, o[1:], strict=False)]
-        return [raw[a - base : b - base].decode("utf-8", "surrogatepass") for a, b in zip(o, o[1:], strict=False)]
-
     decoder = codecs.getincrementaldecoder("utf-8")("surrogatepass")  # every byte decodes
     for start in range(0, len(data), 16 << 20):
         piece = data[start : start + (16 << 20)]
         decoder.decode(piece.tobytes())
         release(piece)
     decoder.decode(b"", final=True)
-    return ChunkedStrings(n, fetch)
+    return PackedStrings(data, offsets)
 
 
 class _Entry:
@@ -187,17 +172,18 @@ def _array_writer(array: np.ndarray) -> Callable[[BinaryIO], None]:
     return write
 
 
-def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Any = None, **_: Any) -> None:
-    """Write ``model`` to ``path`` in embconv safetensors layout 1 (see the module docstring)."""
+def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Any = None,
+          **_: Any) -> Callable[[], None] | None:
+    """Write ``model`` to ``path`` in embconv safetensors layout 1 (see the module docstring).
+    While the source's sha256 is still being computed, the header gets a stand-in and this
+    returns the step that patches the real hash in; the caller runs it after verifying the
+    tensors, so hashing overlaps both writing and verification."""
     out = output_dtype(dtype)
     counter = ProgressCounter(sum(t.rows for t in model.tables.values()), progress)
     entries: list[_Entry] = []
     for t in model.tables.values():
-        def write_weight(f: BinaryIO, t=t) -> None:
-            for _start, chunk in weight_chunks(t, out):
-                f.write(memoryview(chunk).cast("B"))
-                counter.add(len(chunk))
-        entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim), write_weight))
+        entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim),
+                              lambda f, t=t: write_weight(f, t, out, counter)))
         if t.bias_source is not None:
             if t.bias_source is not None and int(np.prod(t.bias_source.shape, dtype=np.int64)) != t.rows:
                 raise OutputError(f"table {t.name!r}: bias has {int(np.prod(t.bias_source.shape))} rows, "
@@ -218,8 +204,12 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
                                   lambda f, s=strings: write_vocab_offsets(f, s)))
     entries.sort(key=lambda e: (-e.dtype.itemsize, e.name))
 
+    # The source's sha256 is still being computed in the background (a GiB takes ~0.6 s): write
+    # a random stand-in of the same length now; the returned step patches the real hash in.
+    stand_in = None if model.source.sha256_known else secrets.token_hex(32)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "embconv.layout": LAYOUT,
-                                               "embconv.manifest": model.manifest_json(include_tokens=False)}}
+                                               "embconv.manifest": model.manifest_json(include_tokens=False,
+                                                                                      sha256=stand_in)}}
     pos = 0
     for e in entries:
         header[e.name] = {"dtype": st_dtype(e.dtype), "shape": list(e.shape), "data_offsets": [pos, pos + e.nbytes]}
@@ -237,8 +227,20 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
             if f.tell() - before != e.nbytes:
                 raise OutputError(f"tensor {e.name!r}: wrote {f.tell() - before} bytes, expected {e.nbytes}",
                                   path=str(path))
-        f.flush()
-        os.fsync(f.fileno())
+    if stand_in is None:
+        return None
+    at = 8 + raw.index(stand_in.encode("ascii"))  # random: it occurs nowhere else
+
+    def patch_source_hash() -> None:
+        """Put the source's real sha256 where the stand-in is (waits for the hash)."""
+        digest = model.source.sha256.encode("ascii")
+        fd = os.open(path, os.O_RDWR)
+        try:
+            if os.pwrite(fd, digest, at) != len(digest) or os.pread(fd, len(digest), at) != digest:
+                raise OutputError("could not write the source's sha256 into the header", path=str(path))
+        finally:
+            os.close(fd)
+    return patch_source_hash
 
 
 def sniff(head: bytes) -> bool:
