@@ -44,7 +44,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, EmbeddingTable, InMemory
+from ..ir import EmbeddingModel, EmbeddingTable, InMemory, PackedStrings, encoded
 from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, write_weight
 
 IR_VERSION = 8
@@ -97,6 +97,53 @@ def _collab_pair(model: EmbeddingModel) -> tuple[EmbeddingTable, EmbeddingTable]
     return u, i
 
 
+_KEY_CHUNK = 1 << 16
+
+
+def _fill_label_encoder(node: onnx.NodeProto, strings: Any) -> None:
+    """Add ``keys_strings`` (every token's UTF-8) and ``values_int64s`` (0..n-1) to a
+    LabelEncoder node that is already inside its model, a chunk at a time: a million keys
+    never exist as Python lists, and protobuf never copies them from message to message."""
+    keys = node.attribute.add(name="keys_strings", type=onnx.AttributeProto.STRINGS)
+    for start in range(0, len(strings), _KEY_CHUNK):
+        data, offsets = encoded(strings, start, min(len(strings), start + _KEY_CHUNK))
+        bounds = offsets.tolist()
+        keys.strings.extend(data[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
+    values = node.attribute.add(name="values_int64s", type=onnx.AttributeProto.INTS)
+    values.ints.extend(range(len(strings)))
+
+
+def _label_tokens(keys: Any, values: Any, name: str, path: Path) -> list[str] | PackedStrings:
+    """The tokens of a LabelEncoder read back, row by row. embconv writes keys in row order
+    (values 0..n-1): they are packed a chunk at a time without a Python list; other orders are
+    sorted by value."""
+    n = len(values)
+    if len(keys) != n:
+        raise UnreadableInputError(f"table {name!r}: LabelEncoder has {len(keys)} keys but {n} values",
+                                   path=str(path))
+    rows = np.fromiter(values, dtype=np.int64, count=n)
+    if not np.array_equal(rows, np.arange(n)):
+        if not np.array_equal(np.sort(rows), np.arange(n)):
+            raise UnreadableInputError(f"table {name!r}: LabelEncoder values are not the rows", path=str(path))
+        toks = [""] * n
+        for k, v in zip(keys, rows.tolist(), strict=True):
+            toks[v] = k.decode("utf-8", "surrogatepass")
+        return toks
+    pieces, lengths = [], []
+    for start in range(0, n, _KEY_CHUNK):
+        chunk = keys[start : start + _KEY_CHUNK]
+        joined = b"".join(chunk)
+        if len(joined.decode("utf-8", "surrogatepass")) != len(joined):  # not ASCII: check each key
+            for k in chunk:
+                k.decode("utf-8", "surrogatepass")
+        pieces.append(joined)
+        lengths.append(np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk)))
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    if n:
+        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    return PackedStrings(np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets)
+
+
 def _graph(model: EmbeddingModel, dtype: str) -> tuple[onnx.GraphProto, list[tuple[str, EmbeddingTable, str]]]:
     """The graph without the big tables, and the big tensors to append: (name, table, 'weight'|'bias')."""
     elem = _ONNX_FLOAT[dtype]
@@ -117,9 +164,8 @@ def _graph(model: EmbeddingModel, dtype: str) -> tuple[onnx.GraphProto, list[tup
         unk = t.vocab.unknown_index
         inputs.append(helper.make_tensor_value_info(f"{n}.id", TensorProto.STRING, [f"{n}.M"]))
         inits.append(numpy_helper.from_array(np.array([], dtype=object), f"{n}.id"))
-        keys = [s.encode("utf-8", "surrogatepass") for s in t.vocab.strings]
+        # keys and values are added once the node is inside the model (_fill_label_encoder)
         nodes.append(helper.make_node("LabelEncoder", [f"{n}.id"], [f"{n}.row"], domain="ai.onnx.ml",
-                                      keys_strings=keys, values_int64s=list(range(len(keys))),
                                       default_int64=-1 if unk is None else int(unk)))
         if unk is None:
             inits.append(numpy_helper.from_array(np.zeros(1, dtype=np.int64), f"{n}.zero"))
@@ -234,6 +280,10 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
             graph.initializer.append(tp)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
                           ir_version=IR_VERSION, producer_name="embconv", producer_version=_version())
+    encoders = {node.output[0]: node for node in m.graph.node if node.op_type == "LabelEncoder"}
+    for t in model.tables.values():
+        if t.vocab is not None:
+            _fill_label_encoder(encoders[f"{t.name}.row"], t.vocab.strings)
     helper.set_model_props(m, {"embconv.manifest": model.manifest_json(include_tokens=False), "embconv.layout": LAYOUT})
     with open(path, "wb") as f:
         f.write(m.SerializeToString())
@@ -311,12 +361,11 @@ def read(path: Path) -> EmbeddingModel:
             if node is None:
                 raise UnreadableInputError(f"table {name!r}: its LabelEncoder is missing", path=str(path))
             attrs = {a.name: a for a in node.attribute}
-            keys = list(attrs["keys_strings"].strings)
-            values = list(attrs["values_int64s"].ints)
-            if sorted(values) != list(range(len(values))):
-                raise UnreadableInputError(f"table {name!r}: LabelEncoder values are not the rows", path=str(path))
-            toks = [""] * len(values)
-            for k, v in zip(keys, values, strict=True):
-                toks[v] = k.decode("utf-8", "surrogatepass")
-            tokens[name] = toks
+            if "keys_strings" not in attrs or "values_int64s" not in attrs:
+                raise UnreadableInputError(f"table {name!r}: its LabelEncoder lacks keys or values", path=str(path))
+            try:
+                tokens[name] = _label_tokens(attrs["keys_strings"].strings, attrs["values_int64s"].ints, name, path)
+            except UnicodeDecodeError as e:
+                raise UnreadableInputError(f"table {name!r}: a LabelEncoder key is not UTF-8: {e}",
+                                           path=str(path)) from e
     return model_from_output(manifest, arrays, tokens, path, "onnx")
