@@ -10,8 +10,12 @@ and runs, each as its own process under ``/usr/bin/time -v`` (wall time and peak
 * embconv → safetensors (verification on) vs (a) torch.load + safetensors.torch.save_file;
 * embconv → word2vec text (both tables; verification on, and --no-verify) vs (b) torch.load +
   gensim KeyedVectors.save_word2vec_format (writer time alone reported too);
-* embconv → ONNX with external data (verification + onnx.checker on);
+* embconv → ONNX with external data (verification + onnx.checker on), beside (c) what the onnx
+  library itself needs to build, save, load and check the two LabelEncoders (no weights);
 * embconv inspect (human form) of the source.
+
+The quick commands run ``--repeat`` times (default 3): the table shows the median wall time
+(min–max in brackets) and the largest peak RSS; the slow ones (word2vec, gensim) run once.
 
 Then gensim loads a slice of both word2vec files (``--gensim-check-rows``, 0 = all) and the
 values are compared bit for bit. Prints one table with ratios. Not part of ``make test``."""
@@ -37,6 +41,7 @@ EMBCONV = [PY, "-m", "converter"]
 
 
 COLD = False  # --cold: empty the page cache before every measured command
+REPEAT = 3  # --repeat: runs of each quick command
 
 
 def drop_caches() -> None:
@@ -61,6 +66,20 @@ def timed(cmd: list[str], **kw) -> dict:
     w = re.search(r"writer_seconds=([\d.]+)", p.stderr)
     return {"wall": h * 3600 + mnt * 60 + sec if m else wall, "rss": rss, "stderr": p.stderr,
             "writer": float(w.group(1)) if w else None}
+
+
+def repeated(cmd: list[str], after=None, **kw) -> dict:
+    """``timed`` REPEAT times (``after()`` between runs): median wall, its spread, largest RSS."""
+    runs = []
+    for _ in range(REPEAT):
+        runs.append(timed(cmd, **kw))
+        if after is not None:
+            after()
+        subprocess.run(["sync"])
+    walls = sorted(r["wall"] for r in runs)
+    out = dict(runs[0])
+    out.update(wall=walls[len(walls) // 2], rss=max(r["rss"] for r in runs), spread=(walls[0], walls[-1]))
+    return out
 
 
 def clean(*paths: str) -> None:
@@ -96,28 +115,33 @@ def run(container: str, size: int, work: str, check_rows: int, skip_gensim: bool
     def emb(args: list[str]) -> dict:
         return timed([*EMBCONV, *args], cwd=os.path.dirname(HERE))
 
-    cp = timed(["cp", src, f"{out}/copy.pth"])
-    clean(f"{out}/copy.pth")
-    cps = timed(["sh", "-c", f"cp {src} {out}/copy.pth && sync {out}/copy.pth"])
-    clean(f"{out}/copy.pth")
+    def emb_repeated(args: list[str], *outputs: str) -> dict:
+        return repeated([*EMBCONV, *args], after=lambda: clean(*outputs), cwd=os.path.dirname(HERE))
+
+    cp = repeated(["cp", src, f"{out}/copy.pth"], after=lambda: clean(f"{out}/copy.pth"))
+    cps = repeated(["sh", "-c", f"cp {src} {out}/copy.pth && sync {out}/copy.pth"],
+                   after=lambda: clean(f"{out}/copy.pth"))
     rows.append(("cp source", cp, None))
     rows.append(("cp source + sync", cps, None))
 
-    st = emb(["convert", "-q", src, f"{out}/e.safetensors", *vocab])
-    clean(f"{out}/e.safetensors")
-    base_st = timed([PY, f"{HERE}/baselines.py", "torch-safetensors", src, f"{out}/a.safetensors"])
-    clean(f"{out}/a.safetensors")
+    st = emb_repeated(["convert", "-q", src, f"{out}/e.safetensors", *vocab], f"{out}/e.safetensors")
+    base_st = repeated([PY, f"{HERE}/baselines.py", "torch-safetensors", src, f"{out}/a.safetensors"],
+                       after=lambda: clean(f"{out}/a.safetensors"))
     rows.append(("embconv → safetensors (verified)", st, "cp source"))
+    rows.append(("embconv → safetensors vs cp + sync (both on disk)", st, "cp source + sync"))
     rows.append(("(a) torch.load + safetensors save_file", base_st, None))
     rows.append(("embconv → safetensors vs (a)", st, "(a) torch.load + safetensors save_file"))
 
-    onnx = emb(["convert", "-q", "--external-data", src, f"{out}/e.onnx", *vocab])
-    clean(f"{out}/e.onnx")
+    onnx = emb_repeated(["convert", "-q", "--external-data", src, f"{out}/e.onnx", *vocab], f"{out}/e.onnx")
+    keys = repeated([PY, f"{HERE}/baselines.py", "onnx-keys", f"{out}/k.onnx", info["users"], info["items"]],
+                    after=lambda: clean(f"{out}/k.onnx"))
     rows.append(("embconv → ONNX + external data (verified)", onnx, "cp source"))
+    rows.append(("(c) onnx library alone: the 2 LabelEncoders, saved + loaded + checked", keys, None))
+    rows.append(("embconv → ONNX vs (c)", onnx, "(c) onnx library alone: the 2 LabelEncoders, saved + loaded + checked"))
 
-    ins = emb(["inspect", src, *vocab])
+    ins = emb_repeated(["inspect", src, *vocab])
     rows.append(("embconv inspect (human)", ins, None))
-    ins_nv = emb(["inspect", src])
+    ins_nv = emb_repeated(["inspect", src])
     rows.append(("embconv inspect (no --vocab)", ins_nv, None))
 
     w2v = emb(["convert", "-q", src, f"{out}/e.vec", *vocab])
@@ -152,8 +176,10 @@ def main() -> int:
     ap.add_argument("--cold", action="store_true",
                     help="empty the page cache before each command (needs root): cp then measures the disk")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each quick command (median shown)")
     a = ap.parse_args()
-    global COLD
+    global COLD, REPEAT
+    REPEAT = max(1, a.repeat)
     if a.cold:
         try:
             drop_caches()
@@ -183,7 +209,9 @@ def main() -> int:
                     ratio = (f"{r['wall'] / o['wall']:.2f}× the time of '{vs}'" if r["wall"] >= o["wall"]
                              else f"{o['wall'] / r['wall']:.1f}× faster than '{vs}'")
                     ratio += f"; RSS {r['rss'] / o['rss']:.2f}×"
-                print(f"| {name} | {r['wall']:.2f} | {gib(r['rss'])} | {ratio} |")
+                spread = r.get("spread")
+                wall = f"{r['wall']:.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread and REPEAT > 1 else "")
+                print(f"| {name} | {wall} | {gib(r['rss'])} | {ratio} |")
             sys.stdout.flush()
     finally:
         if not a.keep:
