@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .mapped import release
+
 SCHEMA_VERSION = 1
 GENERATIONS = ("fastai-0.7", "fastai-1", "fastai2-preview", "fastai-2", "unknown")
 ARTIFACTS = ("export", "save", "encoder", "state-dict", "embconv-output")
@@ -129,9 +131,14 @@ class PackedStrings(ChunkedStrings):
 
     def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
         """(UTF-8 bytes of strings ``start:stop``, their ``stop - start + 1`` offsets from 0)."""
-        o = np.asarray(self.offsets[start : stop + 1], dtype=np.int64)
+        window = self.offsets[start : stop + 1]
+        o = np.array(window, dtype=np.int64)
         base = int(o[0])
-        return bytes(memoryview(self.utf8[base : int(o[-1])])), o - base
+        piece = self.utf8[base : int(o[-1])]
+        data = bytes(memoryview(piece))
+        release(window)  # mapped read-back: give the pages back once copied
+        release(piece)
+        return data, o - base
 
     def __repr__(self) -> str:
         return f"PackedStrings({len(self)} strings, {len(self.utf8)} bytes)"
@@ -142,8 +149,9 @@ def encoded(strings: Sequence[str], start: int, stop: int) -> tuple[bytes, np.nd
     offsets from 0): how writers store a vocabulary and how verification compares two. Lone
     surrogates (old pickles) are kept with ``surrogatepass``, so equal strings ⇔ equal bytes
     and offsets."""
-    if isinstance(strings, PackedStrings):
-        return strings.encoded(start, stop)
+    own = getattr(strings, "encoded", None)  # packed or file-backed: bytes without decoding
+    if own is not None:
+        return own(start, stop)
     chunk = list(strings[start:stop])
     joined = "".join(chunk).encode("utf-8", "surrogatepass")
     lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))

@@ -20,9 +20,9 @@ from safetensors import safe_open
 
 import converter.ir as ir
 from converter import api
-from converter.errors import OutputError, VerificationError
+from converter.errors import OutputError, UnreadableInputError, VerificationError
 from converter.ir import EmbeddingModel, EmbeddingTable, InMemory, PackedStrings, Vocabulary, encoded
-from converter.loaders.vocab_sources import text_lines
+from converter.loaders.text_lines import TextLines
 from converter.writers import read_output, save, verify_output
 from converter.writers import safetensors as st
 from tests._writer_models import TRICKY_TOKENS, source
@@ -175,12 +175,16 @@ def _reference_lines(path) -> list[str]:
 
 @settings(max_examples=300, deadline=None)
 @given(st_.lists(st_.sampled_from(["a", "\r", "\n", "\r\n", "é", "日", " ", "#na#", "\u2028", "\x85"]), max_size=14))
-def test_packed_text_sidecars_read_like_lines(tmp_path_factory, parts):
+def test_text_sidecars_read_like_lines(tmp_path_factory, parts):
     path = tmp_path_factory.mktemp("lines") / "v.txt"
     path.write_bytes("".join(parts).encode("utf-8"))
-    packed = text_lines(str(path))
-    assert list(packed) == _reference_lines(path)
-    assert len(packed) == len(_reference_lines(path))
+    lines = TextLines(str(path))
+    expected = _reference_lines(path)
+    assert list(lines) == expected and len(lines) == len(expected)
+    for lo, hi in [(0, len(expected)), (0, 1), (1, len(expected))]:
+        got, got_offsets = lines.encoded(lo, min(hi, len(expected)))
+        want, want_offsets = encoded(expected, lo, min(hi, len(expected)))
+        assert got == want and np.array_equal(got_offsets, want_offsets)
 
 
 def test_packed_strings_encode_like_lists():
@@ -213,3 +217,44 @@ def test_verification_compares_packed_vocabularies_byte_for_byte(tmp_path):
     out.write_bytes(bytes(raw))
     with pytest.raises(VerificationError, match="token of row 4321"):
         verify_output(out, m)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7])
+def test_text_sidecars_read_back_block_by_block(tmp_path, monkeypatch, step):
+    import converter.loaders.text_lines as text_lines
+
+    monkeypatch.setattr(text_lines, "STEP", step)
+    rng = np.random.default_rng(step)
+    pieces = ["a", "\r", "\n", "\r\n", "é", "日", " ", "\n\n", "#na#"]
+    for case in range(60):
+        path = tmp_path / f"v{case}.txt"
+        path.write_bytes("".join(rng.choice(pieces, size=rng.integers(0, 30))).encode("utf-8"))
+        lines, expected = TextLines(str(path)), _reference_lines(path)
+        assert list(lines) == expected
+        for lo in range(len(expected) + 1):
+            for hi in range(lo, len(expected) + 1):
+                assert lines[lo:hi] == expected[lo:hi]
+                got, got_offsets = lines.encoded(lo, hi)
+                want, want_offsets = encoded(expected, lo, hi)
+                assert got == want and np.array_equal(got_offsets, want_offsets), (case, lo, hi)
+
+
+def test_a_text_sidecar_that_changes_or_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_bytes(b"#na#\nu1\nu2\n")
+    lines = TextLines(str(path))
+    path.write_bytes(b"#na#\nu1\nu2\nu3\n")
+    with pytest.raises(UnreadableInputError, match="changed while it was read"):
+        list(lines)
+    path.write_bytes(b"#na#\nu\xff1\n")
+    with pytest.raises(UnreadableInputError, match="not UTF-8 text"):
+        TextLines(str(path))
+
+
+def test_a_big_text_sidecar_stays_in_its_file(tmp_path):
+    path = tmp_path / "users.txt"
+    n = 300_000
+    path.write_text("#na#\n" + "".join(f"user{i}\n" for i in range(1, n)), encoding="utf-8")
+    lines = TextLines(str(path))
+    assert len(lines) == n and lines[0] == "#na#" and lines[n - 1] == f"user{n - 1}"
+    assert lines._starts.nbytes < 100  # an index entry per 65,536 lines, not a token per line

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import converter.writers.safetensors as st
+from converter import mapped
 from converter.errors import UnreadableInputError
 from converter.ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from converter.pickle.tensors import DTYPES, StorageRef, TensorRef
@@ -74,13 +75,13 @@ def test_weight_chunks_identical_to_whole_table(tmp_path, dtype, out):
 def test_release_keeps_values(tmp_path):
     t, w, _keep = _mapped_table(tmp_path)
     view = t.weight
-    assert isinstance(_common._mapping(view), mmap.mmap)
+    assert isinstance(mapped._mapping(view), mmap.mmap)
     before = view[100:3000].copy()
-    _common.release(view[100:3000])
-    _common.release(view)  # whole range, twice: still only drops pages
+    mapped.release(view[100:3000])
+    mapped.release(view)  # whole range, twice: still only drops pages
     assert np.array_equal(view[100:3000], before)
-    _common.release(np.arange(10.0))  # not mapped: a no-op
-    _common.release(None)
+    mapped.release(np.arange(10.0))  # not mapped: a no-op
+    mapped.release(None)
 
 
 def test_streamed_vocab_tensors_equal_encode_vocab(monkeypatch):

@@ -14,11 +14,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from ..errors import EmbconvError, UnreadableInputError, UsageError
-from ..ir import EmbeddingModel, EmbeddingTable, PackedStrings, Vocabulary
+from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from ..pickle import open_model_file
+from .text_lines import TextLines
 from .vocab_rules import NA, text_vocab
 
 # pandas' default NA strings (read_csv na_values): these cells are NaN, not categories.
@@ -101,33 +100,7 @@ def load_sidecar(spec: str, table: EmbeddingTable, model: EmbeddingModel) -> tup
         if not isinstance(tokens, list):
             raise UnreadableInputError(f"{path}: the JSON is not a list")
         return _vocab_for(table, tokens, f"sidecar:{source}"), None
-    return _vocab_for(table, text_lines(path), f"sidecar:{source}"), None
-
-
-def text_lines(path: str) -> PackedStrings:
-    """The lines of a UTF-8 text file, one token each (a final newline ends the last line; a
-    ``\r`` before a newline is not part of the token), packed: a million-line sidecar costs
-    its bytes plus 8 a line instead of a million Python strings."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UnreadableInputError(f"{path}: not UTF-8 text ({e})") from None
-    raw = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(raw == 10)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(raw)]))
-    if starts[-1] == len(raw):  # nothing after the last newline (or an empty file)
-        starts, ends = starts[:-1], ends[:-1]
-    has_cr = (ends > starts) & (raw[np.maximum(ends - 1, 0)] == 13)
-    ends = ends - has_cr
-    keep = np.ones(len(raw), dtype=bool)  # the bytes of the tokens: all but newlines and their \r
-    keep[newlines] = False
-    keep[ends[has_cr]] = False
-    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(ends - starts, out=offsets[1:])
-    return PackedStrings(raw[keep], offsets)
+    return _vocab_for(table, TextLines(path), f"sidecar:{source}"), None
 
 
 def _vocab_for(table: EmbeddingTable, tokens: Sequence[Any], source: str) -> Vocabulary:
