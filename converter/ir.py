@@ -310,10 +310,11 @@ class EmbeddingTable:
             return dt
         return self.weight_rows(0, 1).dtype
 
-    def weight_file_span(self, dtype: np.dtype) -> tuple[str, int, int] | None:
-        """(path, byte offset, byte count) of the weight in the source file when those bytes
-        already are what a writer wants (``dtype``, little-endian, row after row), so it can
-        copy them file to file; None otherwise (conversion, a view, an array in memory)."""
+    def weight_file_span(self, dtype: np.dtype) -> tuple[str, int, int, tuple[int, ...]] | None:
+        """(path, byte offset, byte count, file identity: device, inode, size, mtime) of the
+        weight in the source file when those bytes already are what a writer wants (``dtype``,
+        little-endian, row after row), so it can copy them file to file; None otherwise
+        (conversion, a view, an array in memory)."""
         span = getattr(self.weight_source, "file_span", None)
         dt = np.dtype(dtype)
         if span is None or dt.str[0] == ">" or self.weight_dtype != dt:  # the file is little-endian

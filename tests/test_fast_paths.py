@@ -125,10 +125,27 @@ def test_a_transposed_weight_has_no_file_span(tmp_path):
     model = api.load(src)
     spans = {t.weight_key: t.weight_file_span(np.dtype("<f4")) for t in model.tables.values()}
     assert spans["u_weight.weight"] is None and spans["i_weight.weight"] is not None
-    path, offset, nbytes = spans["i_weight.weight"]
+    path, offset, nbytes, _identity = spans["i_weight.weight"]
     with open(path, "rb") as f:
         f.seek(offset)
         assert f.read(nbytes) == sd["i_weight.weight"].numpy().tobytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "copy_file_range"), reason="the platform has no copy_file_range")
+def test_a_source_replaced_after_loading_is_not_copied_from(tmp_path, monkeypatch):
+    sd = _collab_sd()
+    src = _torch_file(tmp_path, "zip", sd)
+    model = api.load(src)
+    os.rename(src, src + ".old")  # the loaded model keeps the old file mapped
+    other = _collab_sd()
+    other["u_weight.weight"] = other["u_weight.weight"] + 1
+    _torch_file(tmp_path, "zip", other)  # a different file under the same name
+    spy = _CopySpy(monkeypatch)
+    out = tmp_path / "o.safetensors"
+    save(model, out)
+    assert spy.calls == 0
+    u = next(t for t in read_output(out).tables.values() if t.weight_key == "u_weight.weight")
+    assert np.array_equal(u.weight, sd["u_weight.weight"].numpy())
 
 
 def test_the_source_hash_is_patched_in_when_it_arrives_late(tmp_path, monkeypatch):

@@ -362,7 +362,16 @@ def open_model_file(path: str | os.PathLike) -> ModelFile:
     except Exception:
         _close(mm, f)
         raise
+    st = os.fstat(f.fileno())
+    for storage in reader.storages.values():
+        if storage._buffer is mm:
+            storage.file_identity = file_identity(st)
     return ModelFile(p, container, root, size, resolver.uses, reader.warnings, reader.storages, mm, f)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is still the one that was opened: device, inode, size, mtime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _close(mm: Any, f: Any) -> None:

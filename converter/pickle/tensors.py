@@ -85,6 +85,9 @@ class StorageRef:
     location: str
     byteorder: str = "little"
     origin: str | None = None  # the file it came from, for error messages
+    # (st_dev, st_ino, st_size, st_mtime_ns) of that file when the bytes are its memory map:
+    # lets a writer copy them from the file itself and be sure it is still the same file
+    file_identity: tuple[int, int, int, int] | None = None
     _buffer: object = field(default=None, repr=False)  # a buffer (mmap/bytes/memoryview) holding the bytes
     _byte_offset: int = 0
     _base: StorageRef | None = field(default=None, repr=False)  # legacy storage views
@@ -261,10 +264,10 @@ class TensorRef:
         sub = TensorRef(self.storage, offset, (stop - start, *self.shape[1:]), self.stride, self.dtype)
         return sub.to_numpy()
 
-    def file_span(self) -> tuple[str, int, int] | None:
-        """(path, byte offset, byte count) where the tensor's bytes lie in the source file, in
-        order and as ``to_numpy()`` would give them (contiguous, little-endian, no widening),
-        so a writer can copy them file to file; None when they do not."""
+    def file_span(self) -> tuple[str, int, int, tuple[int, int, int, int]] | None:
+        """(path, byte offset, byte count, file identity) where the tensor's bytes lie in the
+        source file, in order and as ``to_numpy()`` would give them (contiguous, little-endian,
+        no widening), so a writer can copy them file to file; None when they do not."""
         if (not self.is_contiguous or self.storage.byteorder != "little" or self.dtype.name == "bfloat16"
                 or self.dtype.name.startswith("float8") or self.numel == 0):
             return None
@@ -272,9 +275,9 @@ class TensorRef:
         while storage._base is not None:  # legacy storage views
             first += storage._base_element_offset * storage.dtype.itemsize
             storage = storage._base
-        if not isinstance(storage._buffer, mmap.mmap) or storage.origin is None:
+        if not isinstance(storage._buffer, mmap.mmap) or storage.origin is None or storage.file_identity is None:
             return None  # bytes from elsewhere (a nested pickle), not the file itself
-        return storage.origin, storage._byte_offset + first, self.nbytes
+        return storage.origin, storage._byte_offset + first, self.nbytes, storage.file_identity
 
     def __repr__(self) -> str:
         return f"TensorRef({self.dtype.name}{list(self.shape)}, storage={self.storage.key!r}@{self.storage_offset})"

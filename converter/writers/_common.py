@@ -81,10 +81,12 @@ def write_weight(f: BinaryIO, table: EmbeddingTable, dtype: np.dtype, counter: P
 _COPY_PIECE = 64 << 20
 
 
-def _copy_span(f: BinaryIO, span: tuple[str, int, int], row_bytes: int, counter: ProgressCounter | None) -> int | None:
+def _copy_span(f: BinaryIO, span: tuple[str, int, int, tuple[int, ...]], row_bytes: int,
+               counter: ProgressCounter | None) -> int | None:
     """Copy ``span`` of a source file to the end of ``f`` in the kernel; None (and nothing
-    written) where the platform or file system cannot, so the caller streams instead."""
-    path, offset, nbytes = span
+    written) where the platform or file system cannot, or the path no longer names the file
+    that was read, so the caller streams instead."""
+    path, offset, nbytes, identity = span
     if not hasattr(os, "copy_file_range") or row_bytes <= 0:
         return None
     f.flush()
@@ -93,6 +95,9 @@ def _copy_span(f: BinaryIO, span: tuple[str, int, int], row_bytes: int, counter:
     done = 0
     try:
         with open(path, "rb") as src:
+            st = os.fstat(src.fileno())
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != tuple(identity):
+                raise OSError("the source path names another file now")
             while done < nbytes:
                 k = os.copy_file_range(src.fileno(), f.fileno(), min(piece, nbytes - done), offset + done, pos + done)
                 if k <= 0:
