@@ -144,6 +144,34 @@ class PackedStrings(ChunkedStrings):
         return f"PackedStrings({len(self)} strings, {len(self.utf8)} bytes)"
 
 
+class StringsWithoutRow(ChunkedStrings):
+    """``base`` with row ``row`` left out, read a chunk at a time (a view: nothing is copied)."""
+
+    def __init__(self, base: Sequence[str], row: int) -> None:
+        self.base, self.row = base, row
+        super().__init__(len(base) - 1, self._fetch)
+
+    def _around(self, start: int, stop: int) -> tuple[int, int]:
+        return (start if start < self.row else start + 1), (stop if stop <= self.row else stop + 1)
+
+    def _fetch(self, start: int, stop: int) -> list[str]:
+        lo, hi = self._around(start, stop)
+        items = list(self.base[lo:hi])
+        if lo <= self.row < hi:
+            del items[self.row - lo]
+        return items
+
+    def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
+        lo, hi = self._around(start, stop)
+        data, offsets = encoded(self.base, lo, hi)
+        if lo <= self.row < hi:
+            j = self.row - lo
+            a, b = int(offsets[j]), int(offsets[j + 1])
+            data = data[:a] + data[b:]
+            offsets = np.concatenate((offsets[: j + 1], offsets[j + 2 :] - (b - a)))
+        return data, offsets
+
+
 def encoded(strings: Sequence[str], start: int, stop: int) -> tuple[bytes, np.ndarray]:
     """(UTF-8 bytes of ``strings[start:stop]`` laid end to end, ``stop - start + 1`` int64
     offsets from 0): how writers store a vocabulary and how verification compares two. Lone
@@ -332,9 +360,8 @@ class EmbeddingTable:
             weight = WithoutRow(weight, drop_row)
             bias_source = WithoutRow(bias_source, drop_row) if bias_source is not None else None
             if vocab is not None:
-                keep = [i for i in range(len(vocab)) if i != drop_row]
-                vocab = Vocabulary([vocab.tokens[i] for i in keep], unknown_index=None, source=vocab.source,
-                                   strings=[vocab.strings[i] for i in keep])
+                vocab = Vocabulary(StringsWithoutRow(vocab.strings, drop_row), unknown_index=None,
+                                   source=vocab.source)
         return EmbeddingTable(self.name, self.role, weight, vocab, bias_source, self.weight_key,
                               self.bias_key if bias_source is not None else None, list(self.tied_keys),
                               self.source_dtype)

@@ -275,3 +275,38 @@ def test_a_big_text_sidecar_stays_in_its_file(tmp_path):
     lines = TextLines(str(path))
     assert len(lines) == n and lines[0] == "#na#" and lines[n - 1] == f"user{n - 1}"
     assert lines._starts.nbytes < 100  # an index entry per 65,536 lines, not a token per line
+
+
+_POOL = ["a", "b", "a#2", "a#3", "", "%", " ", "b#2", "xxfake", "xxfake#2", "c d", "c%20d", "\ud800"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st_.lists(st_.sampled_from(_POOL), max_size=16), st_.sampled_from([1, 2, 3, 64]), st_.booleans())
+def test_renamed_keys_streams_what_unique_keys_gives(strings, chunk, colliding):
+    from converter.writers import tokens
+
+    keys, renamed = tokens.unique_keys(list(strings))
+    saved = tokens._hash
+    tokens._hash = (lambda s: len(s) % 3) if colliding else hash  # collisions must cost looks, not keys
+    try:
+        got = tokens.renamed_keys(strings, chunk=chunk)
+    finally:
+        tokens._hash = saved
+    assert sorted(got) == renamed
+    assert all(keys[row] == key for row, key in got.items())
+
+
+@pytest.mark.parametrize("row", [0, 1, 5, 16])
+def test_a_vocabulary_without_one_row_is_a_view(row):
+    from converter.ir import StringsWithoutRow
+
+    strings = [*TRICKY_TOKENS]
+    view = StringsWithoutRow(strings, row)
+    expected = strings[:row] + strings[row + 1 :]
+    assert list(view) == expected and len(view) == len(expected)
+    for lo in range(len(expected) + 1):
+        for hi in range(lo, len(expected) + 1):
+            assert view[lo:hi] == expected[lo:hi]
+            got, got_offsets = encoded(view, lo, hi)
+            want, want_offsets = encoded(expected, lo, hi)
+            assert got == want and np.array_equal(got_offsets, want_offsets)

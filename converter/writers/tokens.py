@@ -22,6 +22,9 @@ duplicate keys. embconv therefore writes each token as follows (``escape``):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 _NEEDS = re.compile(r"[%\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _PCT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
@@ -74,6 +77,54 @@ def unique_keys(strings: list[str]) -> tuple[list[str], list[int]]:
         seen.add(keys[i])
         renamed.append(i)
     return keys, renamed
+
+
+_hash = hash  # str hashes: 64-bit, salted per process (tests swap in a colliding one)
+
+
+def renamed_keys(strings: Sequence[str], chunk: int = 1 << 16) -> dict[int, str]:
+    """The rows that get a ``#k`` disambiguator and their keys — what :func:`unique_keys`
+    renames — without holding every key: one pass hashes each escaped key into 8 bytes; only
+    rows whose hash is shared are fetched again and compared exactly (a hash collision costs
+    a look, never a wrong key). Memory: ~16 bytes a row, whatever the tokens."""
+    n = len(strings)
+    hashes = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        block = strings[start : start + chunk]
+        hashes[start : start + len(block)] = np.fromiter((_hash(escape(s)) for s in block), dtype=np.int64,
+                                                         count=len(block))
+    order = np.argsort(hashes, kind="stable")
+    by_hash = hashes[order]
+    shared = by_hash[1:][by_hash[1:] == by_hash[:-1]]
+    if not shared.size:
+        return {}
+    rows = np.flatnonzero(np.isin(hashes, shared)).tolist()  # the only rows that may repeat a key
+    key_of: dict[int, str] = {}
+    for start in sorted({r - r % chunk for r in rows}):
+        block = strings[start : start + chunk]
+        for r in rows:
+            if start <= r < start + chunk:
+                key_of[r] = escape(block[r - start])
+
+    def is_original_key(k: str) -> bool:
+        h = _hash(k)
+        lo, hi = np.searchsorted(by_hash, h, "left"), np.searchsorted(by_hash, h, "right")
+        return any(escape(strings[int(r)]) == k for r in order[lo:hi])
+
+    seen: set[str] = set()
+    assigned: set[str] = set()
+    renamed: dict[int, str] = {}
+    for r in rows:
+        k = key_of[r]
+        if k not in seen:
+            seen.add(k)
+            continue
+        n = 2
+        while f"{k}#{n}" in assigned or is_original_key(f"{k}#{n}"):
+            n += 1
+        renamed[r] = f"{k}#{n}"
+        assigned.add(renamed[r])
+    return renamed
 
 
 def original_of(key: str, renamed: bool) -> str:
