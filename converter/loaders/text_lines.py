@@ -79,18 +79,21 @@ class TextLines(ChunkedStrings):
             raise UnreadableInputError(f"{self.path}: the file changed while it was read")
         return data
 
-    def _lines(self, k: int) -> list[bytes]:
-        lines = self._block(k).split(b"\n")
-        if lines and lines[-1] == b"":
+    def _lines(self, k: int) -> list[str]:
+        data = self._block(k)
+        text = data.decode("utf-8")  # checked when the file was indexed
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
             lines.pop()
-        return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        return lines
 
     def _decode(self, start: int, stop: int) -> list[str]:
         out: list[str] = []
         for k in range(start // STEP, (stop - 1) // STEP + 1):
             lines = self._lines(k)
-            lo, hi = max(start - k * STEP, 0), min(stop - k * STEP, len(lines))
-            out.extend(line.decode("utf-8") for line in lines[lo:hi])
+            out.extend(lines[max(start - k * STEP, 0) : min(stop - k * STEP, len(lines))])
         return out
 
     def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:

@@ -22,7 +22,13 @@ float32 with Ryu's shortest round-trip algorithm (``0.1``, ``-0.012573022``), ab
 than the numpy method. Ryu guarantees the direct float32 parse; for |v| in [1e-4, 999) and ±0
 bench/check_float_roundtrip.py --fast-range checks *every* float32 through the float64 route
 too (gensim's). Values outside that range (tiny, huge, inf, NaN — which JSON cannot hold) are
-put in as a sentinel and replaced by the checked repr above.
+put in as a sentinel and replaced by the checked repr above (about 0.2% of the values of
+typical embeddings, mostly |v| < 1e-4).
+
+The lines are assembled with as few passes over the text as possible: one ``translate`` turns
+orjson's ``[[v,v],[v,v]]`` into ``[[v v\\n [v v\\n\\n``, the positions of the ``[`` (and of
+the ``e`` of each sentinel) are found with numpy, and one ``b"".join`` puts each key before the
+slice of its row, with the checked reprs in place of the sentinels.
 """
 
 from __future__ import annotations
@@ -141,9 +147,14 @@ def _format_block(vals: np.ndarray, dim: int) -> bytes:
     return w.tobytes().translate(None, b"\0")
 
 
-_COMMA_TO_SPACE = bytes.maketrans(b",", b" ")
 _SENTINEL = np.float32(9e37)  # orjson prints it as b"9e+37"; no value in the fast range prints an "e"
 _SENTINEL_TEXT = b"9e+37"
+_SENTINEL_ARR = np.frombuffer(_SENTINEL_TEXT, dtype=np.uint8)
+# orjson's "[[v,v],[v,v]]" → "[[v v\n [v v\n\n": commas become spaces and each row's "]" its
+# newline, in the one pass that is needed anyway; the rows are then cut out between the "["s.
+_ORJSON_TO_TEXT = bytes.maketrans(b",]", b" \n")
+_FAST_LO = int(np.float32(1e-4).view(np.uint32))  # |v| bits in [_FAST_LO, _FAST_HI): orjson's text
+_FAST_HI = int(np.float32(999.0).view(np.uint32))
 
 
 def checked_repr(v: np.float32) -> bytes:
@@ -157,35 +168,91 @@ def checked_repr(v: np.float32) -> bytes:
     return s.encode("ascii")
 
 
-def _format_rows(block: np.ndarray) -> list[bytes]:
-    """C-contiguous float32 rows (n, dim) → one ``b'v v … v'`` per row."""
+def _checked_reprs(vals: np.ndarray) -> list[bytes]:
+    """:func:`checked_repr` of each float32 value, with the float64 read-back done vectorised
+    (the per-value numpy scalar calls were most of its cost)."""
+    reps = [str(v).encode("ascii") for v in vals]  # numpy's shortest float32 repr
+    back = np.array([float(r) for r in reps], dtype=np.float64).astype(np.float32)
+    for i in np.flatnonzero((back.view(np.uint32) != vals.view(np.uint32)) & np.isfinite(vals)).tolist():
+        reps[i] = f"{float(vals[i]):.9g}".encode("ascii")
+    return reps
+
+
+def _odd_mask(block: np.ndarray) -> np.ndarray:
+    """Where a float32 value is outside orjson's proven range: not ±0 and |v| not in
+    [float32(1e-4), 999) (NaN and inf included). On the bits: one subtraction with wrap-around."""
+    absbits = block.reshape(-1).view("<u4") & np.uint32(0x7FFFFFFF)
+    odd = (absbits - np.uint32(_FAST_LO)) >= np.uint32(_FAST_HI - _FAST_LO)
+    odd &= absbits != 0
+    return odd
+
+
+def _orjson_lines(prefixes: list[bytes], block: np.ndarray) -> bytes | None:
+    """``prefix + b'v v … v\\n'`` per row of C-contiguous float32 ``block`` (n >= 1, dim >= 1),
+    all in one bytes object; None if orjson's text is not laid out as expected (never seen;
+    the caller then takes the numpy path: values as exact, some written differently)."""
     n, dim = block.shape
-    if orjson is None:
-        lines = _format_block(block.reshape(-1), dim).split(b"\n")
-        lines.pop()  # after the final newline
-        return lines
-    a = np.abs(block)
-    odd = ~(((a >= 1e-4) & (a < 999.0)) | (a == 0))  # NaN compares False: odd too
-    if odd.any():
-        # orjson's Ryu output is proven exact for both parse routes in [1e-4, 999) (see the
-        # module docstring); everything else is put in as a sentinel and replaced afterwards.
-        flat = block.reshape(-1)
-        idx = np.flatnonzero(odd.reshape(-1))
-        vals = flat[idx]
-        work = flat.copy()
+    if len(prefixes) != n:  # (the sentinels' reprs are put among the keys below)
+        raise ValueError(f"{len(prefixes)} keys for {n} rows")
+    odd = _odd_mask(block)
+    idx = np.flatnonzero(odd)
+    if idx.size:
+        # orjson's output is proven exact for both parse routes only in the fast range (see the
+        # module docstring); other values go in as a sentinel, replaced by their checked repr.
+        work = block.reshape(-1).copy()
         work[idx] = _SENTINEL
-        pieces = orjson.dumps(work.reshape(n, dim), option=orjson.OPT_SERIALIZE_NUMPY).split(_SENTINEL_TEXT)
-        reps = [checked_repr(v) for v in vals]
-        text = b"".join([x for pair in zip(pieces, reps) for x in pair] + [pieces[-1]])
+        text = orjson.dumps(work.reshape(n, dim), option=orjson.OPT_SERIALIZE_NUMPY)
     else:
-        text = orjson.dumps(block, option=orjson.OPT_SERIALIZE_NUMPY)  # b'[[v,v],[v,v]]'
-    return text[2:-2].translate(_COMMA_TO_SPACE).split(b"] [")
+        text = orjson.dumps(block, option=orjson.OPT_SERIALIZE_NUMPY)
+    text = text.translate(_ORJSON_TO_TEXT)
+    arr = np.frombuffer(text, dtype=np.uint8)
+    opens = np.flatnonzero(arr == 0x5B)  # b"[": the outer one, then one per row
+    if opens.size != n + 1:
+        return None
+    # Row i is text[opens[i+1] + 1 : opens[i+2] - 1]: its values and newline, without the space
+    # (was a comma) before the next row's "["; the last row ends before the outer "]".
+    seg_s = opens[1:] + 1
+    seg_e = np.empty(n, dtype=np.int64)
+    seg_e[:-1] = opens[2:] - 1
+    seg_e[-1] = arr.size - 1
+    if idx.size:
+        es = np.flatnonzero(arr == 0x65)  # b"e": only the sentinels print one
+        if es.size != idx.size or not np.array_equal(arr[es[:, None] + np.arange(-1, 4)],
+                                                      np.broadcast_to(_SENTINEL_ARR, (es.size, 5))):
+            return None
+        # Cut the rows at the sentinels too: a segment after a sentinel gets its repr in front.
+        starts = np.concatenate([seg_s, es + 4])
+        order = np.argsort(starts, kind="stable")
+        seg_s = starts[order]
+        seg_e = np.sort(np.concatenate([seg_e, es - 1]))
+        pre = prefixes + _checked_reprs(block.reshape(-1)[idx])
+        prefixes = [pre[i] for i in order.tolist()]
+    mv = memoryview(text)
+    parts: list[bytes | memoryview] = [b""] * (2 * len(prefixes))
+    parts[0::2] = prefixes
+    parts[1::2] = [mv[a:b] for a, b in zip(seg_s.tolist(), seg_e.tolist())]
+    return b"".join(parts)
+
+
+def _numpy_lines(prefixes: list[bytes], block: np.ndarray) -> bytes:
+    """:func:`_orjson_lines` by the pure-numpy formatter (without orjson)."""
+    lines = _format_block(block.reshape(-1), block.shape[1]).split(b"\n")
+    lines.pop()  # after the final newline
+    return b"".join([x for pair in zip(prefixes, lines, strict=True) for x in (pair[0], pair[1], b"\n")])
+
+
+def _lines(prefixes: list[bytes], block: np.ndarray) -> bytes:
+    if orjson is not None:
+        text = _orjson_lines(prefixes, block)
+        if text is not None:
+            return text
+    return _numpy_lines(prefixes, block)
 
 
 def format_values(values: np.ndarray) -> bytes:
     """A 1-D float32 array as ``b'v v … v'`` (the same formatting as the rows of a file)."""
     v = np.ascontiguousarray(values, dtype="<f4").reshape(1, -1)
-    return _format_rows(v)[0] if v.size else b""
+    return _lines([b""], v)[:-1] if v.size else b""
 
 
 def iter_lines(tokens: list[bytes], rows: np.ndarray) -> Iterator[bytes]:
@@ -197,8 +264,7 @@ def iter_lines(tokens: list[bytes], rows: np.ndarray) -> Iterator[bytes]:
     step = max(1, _CHUNK_VALUES // dim)
     for start in range(0, n, step):
         vals = np.ascontiguousarray(rows[start : start + step], dtype="<f4")
-        lines = _format_rows(vals)
-        yield b"\n".join(map(b" ".join, zip(tokens[start : start + step], lines, strict=True))) + b"\n"
+        yield _lines([t + b" " for t in tokens[start : start + step]], vals)
 
 
 def format_rows(tokens: list[bytes], rows: np.ndarray) -> bytes:

@@ -43,6 +43,13 @@ def escape(token: str) -> str:
     return _NEEDS.sub(_encode_char, token)
 
 
+def escape_all(tokens: list[str]) -> list[str]:
+    """:func:`escape` of each token; one regex scan of the lot when none needs escaping."""
+    if "" not in tokens and _NEEDS.search("".join(tokens)) is None:
+        return list(tokens)
+    return [escape(t) for t in tokens]
+
+
 def _decode_run(m: re.Match) -> str:
     raw = bytes.fromhex(m.group(0).replace("%", ""))
     return raw.decode("utf-8", "surrogatepass")
@@ -91,7 +98,7 @@ def renamed_keys(strings: Sequence[str], chunk: int = 1 << 16) -> dict[int, str]
     hashes = np.empty(n, dtype=np.int64)
     for start in range(0, n, chunk):
         block = strings[start : start + chunk]
-        hashes[start : start + len(block)] = np.fromiter((_hash(escape(s)) for s in block), dtype=np.int64,
+        hashes[start : start + len(block)] = np.fromiter(map(_hash, escape_all(list(block))), dtype=np.int64,
                                                          count=len(block))
     order = np.argsort(hashes, kind="stable")
     by_hash = hashes[order]
