@@ -262,6 +262,11 @@ def _error_line(message: str) -> None:
     print(f"embconv: error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+def _subject(args: Any) -> str:
+    """The file a command is about, for error lines (``verify`` names its output)."""
+    return getattr(args, "src", None) or getattr(args, "dst", None) or ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``embconv`` command; returns the exit code."""
     parser = _build_parser()
@@ -276,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbconvError as e:
         if debug:
             traceback.print_exc()
-        src = getattr(locals().get("args"), "src", None)
+        src = _subject(locals().get("args"))
         _error_line(str(e) if e.path or not src else f"{src}: {e.message}")
         return e.exit_code
     except KeyboardInterrupt:
@@ -287,16 +292,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         if debug:
             traceback.print_exc()
-        _error_line(f"{getattr(locals().get('args'), 'src', '')}: input nests too deeply (limit)")
+        _error_line(f"{_subject(locals().get('args'))}: input nests too deeply (limit)")
         return 3
     except MemoryError:
-        src = getattr(locals().get("args"), "src", "")
+        src = _subject(locals().get("args"))
         _error_line(f"{src}: needs more memory than this machine allows (limit)")
         return 3
     except Exception as e:  # a bug in embconv: still one line, exit 3, traceback with --debug
         if debug:
             traceback.print_exc()
-        src = getattr(locals().get("args"), "src", "")
+        src = _subject(locals().get("args"))
         _error_line(f"{src}: internal error ({type(e).__name__}: {e}); rerun with --debug and report it")
         return 3
 

@@ -532,13 +532,21 @@ def model_from_manifest(manifest: dict, arrays: dict[str, tuple[Any, Any]],
     sources. ``tokens`` overrides the manifest's token lists (for layouts that store them apart).
     Tokens read back are their string forms."""
     src = manifest["source"]
+    for value, allowed, what in ((src["generation"], GENERATIONS, "generation"), (src["artifact"], ARTIFACTS, "artifact"),
+                                 (src["container"], CONTAINERS, "container")):
+        if value not in allowed:
+            raise ValueError(f"unknown {what} {value!r}")
     source = SourceInfo(path=src["path"], size=src["size"], generation=src["generation"],
                         artifact=src["artifact"], container=src["container"],
                         model_class=src.get("model_class"), _sha256=src.get("sha256"))
     m = manifest.get("model") or {}
     info = ModelInfo(kind=m.get("kind", "unknown"), y_range=finite_range(m["y_range"]) if m.get("y_range") else None)
     tables: OrderedDict[str, EmbeddingTable] = OrderedDict()
+    if info.kind not in KINDS:
+        raise ValueError(f"unknown model kind {info.kind!r}")
     for t in manifest["tables"]:
+        if t["role"] not in ROLES:
+            raise ValueError(f"table {t['name']!r}: unknown role {t['role']!r}")
         weight, bias = arrays[t["name"]]
         vocab = None
         v = t.get("vocab")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -144,6 +144,40 @@ class ProgressCounter:
         self.done += rows
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+
+def check_manifest(manifest: Any, path: str | os.PathLike, what: str = "embconv.manifest") -> dict:
+    """``manifest`` if it has the structure readers rely on (design.md §2), else
+    UnreadableInputError naming what is off: a damaged output fails in one clear line."""
+    def bad(message: str) -> None:
+        raise UnreadableInputError(f"{what} is inconsistent: {message}", path=str(path))
+
+    if not isinstance(manifest, dict):
+        bad("not a JSON object")
+    source = manifest.get("source")
+    if not isinstance(source, dict) or not all(isinstance(source.get(k), str)
+                                               for k in ("path", "generation", "artifact", "container")):
+        bad("source lacks path, generation, artifact or container")
+    if not isinstance(source.get("size"), int):
+        bad("source.size is not an integer")
+    if not isinstance(manifest.get("model", {}), dict) or not isinstance(manifest.get("warnings", []), list):
+        bad("model or warnings have the wrong type")
+    tables = manifest.get("tables")
+    if not isinstance(tables, list):
+        bad("tables is not a list")
+    names: set[str] = set()
+    for t in tables:
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("role"), str):
+            bad("a table lacks its name or role")
+        if t["name"] in names:
+            bad(f"table {t['name']!r} is listed twice")
+        names.add(t["name"])
+        vocab = t.get("vocab")
+        if vocab is not None and (not isinstance(vocab, dict) or not isinstance(vocab.get("unknown_index"), (int, type(None)))):
+            bad(f"table {t['name']!r}: vocab is malformed")
+        if not isinstance(t.get("tied_keys", []), list) or not isinstance(t.get("weight_key", ""), str):
+            bad(f"table {t['name']!r}: weight_key or tied_keys have the wrong type")
+    return manifest
 
 
 def model_from_output(manifest: dict, arrays: dict, tokens: dict, path: str | os.PathLike, container: str,

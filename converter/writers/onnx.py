@@ -45,7 +45,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
 from ..ir import EmbeddingModel, EmbeddingTable, InMemory, PackedStrings, encoded
-from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, write_weight
+from ._common import (
+    ProgressCounter,
+    bias_chunks,
+    check_manifest,
+    model_from_output,
+    output_dtype,
+    write_weight,
+)
 
 IR_VERSION = 8
 OPSET = 13
@@ -319,6 +326,15 @@ def sniff(head: bytes) -> bool:
 
 
 def _initializer_array(tp: TensorProto, path: Path) -> np.ndarray:
+    """An initializer's values (external data memory-mapped); a damaged one is
+    UnreadableInputError naming the tensor."""
+    try:
+        return _initializer_values(tp, path)
+    except (KeyError, ValueError, TypeError, OSError) as e:  # unknown type, short data, missing file
+        raise UnreadableInputError(f"tensor {tp.name!r}: {e}", path=str(path)) from e
+
+
+def _initializer_values(tp: TensorProto, path: Path) -> np.ndarray:
     if tp.data_location == TensorProto.EXTERNAL:
         info = {e.key: e.value for e in tp.external_data}
         loc = info.get("location", "")
@@ -341,10 +357,14 @@ def read(path: Path) -> EmbeddingModel:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf decode errors have several types
         raise UnreadableInputError(f"not a readable ONNX model: {e}", path=str(path)) from e
-    props = {p.key: p.value for p in m.metadata_props}
-    if "embconv.manifest" not in props:
-        raise UnreadableInputError("ONNX model has no embconv.manifest in metadata_props", path=str(path))
-    manifest = json.loads(props["embconv.manifest"])
+    try:
+        props = {p.key: p.value for p in m.metadata_props}
+        if "embconv.manifest" not in props:
+            raise UnreadableInputError("ONNX model has no embconv.manifest in metadata_props", path=str(path))
+        manifest = json.loads(props["embconv.manifest"])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UnreadableInputError(f"embconv.manifest is unreadable: {e}", path=str(path)) from e
+    check_manifest(manifest, path)
     inits = {tp.name: tp for tp in m.graph.initializer}
     encoders = {n.output[0]: n for n in m.graph.node if n.op_type == "LabelEncoder"}
     arrays: dict[str, tuple[Any, Any]] = OrderedDict()

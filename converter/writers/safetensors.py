@@ -49,7 +49,15 @@ import numpy as np
 
 from ..errors import OutputError, UnreadableInputError
 from ..ir import EmbeddingModel, InMemory, PackedStrings, encoded
-from ._common import ProgressCounter, bias_chunks, model_from_output, output_dtype, release, write_weight
+from ._common import (
+    ProgressCounter,
+    bias_chunks,
+    check_manifest,
+    model_from_output,
+    output_dtype,
+    release,
+    write_weight,
+)
 
 FORMAT = "safetensors"
 SUFFIXES = (".safetensors",)
@@ -130,8 +138,9 @@ def decode_vocab(data: bytes, offsets: np.ndarray) -> list[str]:
 
 def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> PackedStrings:
     """The tokens of memory-mapped vocabulary tensors as :class:`PackedStrings` that decode
-    rows on demand. The offsets and the UTF-8 are checked here in one chunked pass (ValueError /
-    UnicodeDecodeError), so a corrupt vocabulary fails at read time, but no token is kept."""
+    rows on demand. The offsets (tiling the bytes, never inside a character) and the UTF-8 are
+    checked here in one chunked pass (ValueError / UnicodeDecodeError), so a corrupt vocabulary
+    fails at read time and every token decodes later, but no token is kept."""
     n = len(offsets) - 1
     if data.ndim != 1 or offsets.ndim != 1 or n < 0:
         raise ValueError("vocabulary tensors are not 1-D")
@@ -143,6 +152,9 @@ def lazy_vocab(data: np.ndarray, offsets: np.ndarray) -> PackedStrings:
             raise ValueError("vocabulary offsets do not start at 0")
         if len(o) > 1 and bool((np.diff(o) < 0).any()) or int(o[0]) < prev:
             raise ValueError("vocabulary offsets do not tile the token bytes")
+        inner = o[(o > 0) & (o < len(data))]
+        if inner.size and bool(((np.asarray(data[inner]) & 0xC0) == 0x80).any()):  # a continuation byte
+            raise ValueError("a vocabulary offset splits a UTF-8 character")
         prev = int(o[-1])
         release(offsets[start : start + step + 1])
     if prev != len(data):
@@ -311,6 +323,7 @@ def read(path: Path) -> EmbeddingModel:
             raise UnreadableInputError(f"embconv.manifest is not JSON: {e}", path=str(path)) from e
     else:
         manifest = _manifest_from_tensors(header, path)
+    check_manifest(manifest, path)
     arrays: dict[str, tuple[Any, Any]] = {}
     tokens: dict[str, list[str]] = {}
     for t in manifest["tables"]:

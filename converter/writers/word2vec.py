@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import OutputError, UnreadableInputError, UsageError
 from ..ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, StringsWithoutRow, Vocabulary
 from . import tokens as tok
-from ._common import ProgressCounter, model_from_output, output_dtype, weight_chunks
+from ._common import ProgressCounter, check_manifest, model_from_output, output_dtype, weight_chunks
 from ._floatfmt import iter_lines
 
 TEXT = "word2vec-text"
@@ -424,8 +424,12 @@ def read(path: Path, binary: bool) -> EmbeddingModel:
         return EmbeddingModel(OrderedDict([(name, table)]),
                               SourceInfo(path=str(path), size=path.stat().st_size, artifact="embconv-output",
                                          container=container))
-    info = side["embconv.word2vec"]
-    manifest = side["embconv.manifest"]
+    info = side.get("embconv.word2vec") if isinstance(side, dict) else None
+    manifest = check_manifest(side.get("embconv.manifest") if isinstance(side, dict) else None, path,
+                              "sidecar manifest")
+    if not isinstance(info, dict) or not isinstance(info.get("table"), str) \
+            or not all(isinstance(info.get(k, []), list) for k in ("dropped_rows", "renamed_rows")):
+        raise UnreadableInputError("sidecar's embconv.word2vec is malformed", path=str(path))
     name = info["table"]
     tmeta = next((t for t in manifest["tables"] if t["name"] == name), None)
     if tmeta is None:
