@@ -77,6 +77,14 @@ class Unpickler:
         self.pos += n
         return b
 
+    def _unpack(self, st: struct.Struct) -> tuple:
+        """``st`` unpacked at the current position (no copy of the bytes)."""
+        pos = self.pos
+        if pos + st.size > self.end:
+            self._read(st.size)  # raises: truncated
+        self.pos = pos + st.size
+        return st.unpack_from(self.data, pos)
+
     def _readline(self) -> bytes:
         i = self.pos
         # Lines are short in real pickles (names, numbers); bound the search. Search in growing
@@ -395,11 +403,17 @@ def _py2_str(raw: bytes) -> str:
 
 
 def _sized(size_fmt: str, size_len: int, kind: str):
+    size = struct.Struct(size_fmt)
+
     def read(vm: Unpickler) -> Any:
-        n = struct.unpack(size_fmt, vm._read(size_len))[0]
+        n = vm._unpack(size)[0]
+        if kind == "str":  # the common case (every vocabulary token): decode straight from the buffer
+            if n < 0 or vm.pos + n > vm.end:
+                vm._read(n)  # raises: truncated
+            raw = vm.data[vm.pos : vm.pos + n]
+            vm.pos += n
+            return str(raw, "utf-8", "surrogatepass")
         raw = vm._read(n)  # _read checks n against what is left before allocating
-        if kind == "str":
-            return raw.decode("utf-8", "surrogatepass")
         if kind == "binstring":
             return _py2_str(raw)
         if kind == "bytearray":
@@ -597,8 +611,10 @@ def _put_text(vm, stack, metastack, memo, op):
 
 
 def _put_n(fmt: str, size: int):
+    index = struct.Struct(fmt)
+
     def handler(vm, stack, metastack, memo, op):
-        vm.memo_put(memo, struct.unpack(fmt, vm._read(size))[0], stack[-1])
+        vm.memo_put(memo, vm._unpack(index)[0], stack[-1])
     return handler
 
 

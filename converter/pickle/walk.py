@@ -57,16 +57,17 @@ def _children(obj: Any) -> list[tuple[str, Any]]:
         if isinstance(modules, dict):
             out.extend((str(k), v) for k, v in modules.items() if v is not None)
         return out
+    # Plain values are leaves: left out here, a million-token vocabulary costs no walk.
     if isinstance(obj, dict):
-        return [(_key(k), v) for k, v in obj.items()]
+        return [(_key(k), v) for k, v in obj.items() if type(v) not in _PLAIN]
     if isinstance(obj, (list, tuple)):
-        return [(str(i), v) for i, v in enumerate(obj)]
+        return [(str(i), v) for i, v in enumerate(obj) if type(v) not in _PLAIN]
     if isinstance(obj, ObjectStub):
         out = [(str(k), v) for k, v in obj.attrs.items()]
         if obj.dictitems:
             out.extend((_key(k), v) for k, v in obj.dictitems.items())
         if obj.listitems:
-            out.extend((str(i), v) for i, v in enumerate(obj.listitems))
+            out.extend((str(i), v) for i, v in enumerate(obj.listitems) if type(v) not in _PLAIN)
         if not out and obj.args:
             out = [(f"arg{i}", v) for i, v in enumerate(obj.args)]
         return out
@@ -82,6 +83,7 @@ def _key(k: Any) -> str:
 
 
 _LEAF = (str, bytes, int, float, bool, type(None), np.ndarray, np.generic, GlobalStub, AttrStub)
+_PLAIN = frozenset({str, bytes, int, float, bool, type(None)})
 
 
 def iter_tensors(root: Any) -> Iterator[tuple[str, TensorRef]]:
