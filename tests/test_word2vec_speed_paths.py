@@ -4,8 +4,6 @@ still name the row)."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -53,19 +51,8 @@ def test_lines_match_the_per_value_method(seed):
 
 
 def _exact(data: bytes, rel: np.ndarray, dim: int) -> np.ndarray | None:
-    """The old parse of a block of lines: cut each at its first space, join, np.fromstring."""
-    lines = [data[a:b].rstrip(b"\n") for a, b in zip(rel[:-1].tolist(), rel[1:].tolist())]
-    for line in lines:
-        if len(line.rstrip().split(b" ")) != dim + 1:
-            return None
-    body = b" ".join(line.split(b" ", 1)[1] if b" " in line else b"" for line in lines)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        try:
-            vals = np.fromstring(body, dtype=np.float64, sep=" ")  # noqa: NPY201 - text mode
-        except (ValueError, DeprecationWarning):
-            return None
-    return vals.astype(np.float32).reshape(-1, dim) if vals.size == len(lines) * dim else None
+    """The plain parse of the same lines: each cut at its first space, joined, np.fromstring."""
+    return w2v._parse_lines([data[a:b].rstrip(b"\n") for a, b in zip(rel[:-1].tolist(), rel[1:].tolist())], dim)
 
 
 def test_spaces_per_line():

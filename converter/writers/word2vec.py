@@ -215,6 +215,24 @@ def _parse_text(data: bytes, rel: np.ndarray, dim: int) -> np.ndarray | None:
     return vals.astype(np.float32).reshape(n, dim)
 
 
+def _parse_lines(lines: list[bytes], dim: int) -> np.ndarray | None:
+    """The plain parse of text lines ``key v1 … v<dim>`` (as gensim reads them: each value to
+    float64, then float32): every line cut at its first space, the values joined and parsed with
+    one np.fromstring. None where a line does not hold ``dim`` values or a value does not parse."""
+    if any(len(line.rstrip().split(b" ")) != dim + 1 for line in lines):
+        return None
+    body = b" ".join(line.split(b" ", 1)[1] if b" " in line else b"" for line in lines)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            vals = np.fromstring(body, dtype=np.float64, sep=" ")  # noqa: NPY201 - text mode
+        except (ValueError, DeprecationWarning):
+            return None
+    if vals.size != len(lines) * dim or (vals.size == 1 and not body.strip()):  # blanks alone give [-1.]
+        return None
+    return vals.astype(np.float32).reshape(-1, dim)
+
+
 class _LazyRows:
     """The matrix of a word2vec file, parsed on demand: ``rows(start, stop)`` reads and parses
     just those rows (what verification does, chunk by chunk), ``to_numpy()`` all of them.
@@ -301,38 +319,21 @@ class _LazyRows:
             fast = _parse_text(data, self.starts[start : stop + 1] - lo, dim)
             if fast is not None:
                 return fast
-        # The exact path, which names a bad row.
+        # The plain path, and where it fails, the row that makes it fail.
         lines = self.lines(start, stop, data)
-        # Values per row, vectorised: spaces per line must be dim (a row that differs — e.g. the
-        # trailing space of the original C tool's files — is checked on its own below).
-        spaces = np.add.reduceat(np.frombuffer(data, dtype=np.uint8) == 32, self.starts[start:stop] - lo,
-                                 dtype=np.int64)
-        for i in np.flatnonzero(spaces != dim).tolist():
-            parts = lines[i].rstrip().split(b" ")
+        vals = _parse_lines(lines, dim)
+        if vals is not None:
+            return vals
+        for i, line in enumerate(lines):  # name the first bad row
+            parts = line.rstrip().split(b" ")
             if len(parts) != dim + 1:
                 raise UnreadableInputError(f"row {start + i} has {len(parts) - 1} values, expected {dim}",
                                            path=str(self.path))
-        body = b" ".join(line.split(b" ", 1)[1] if b" " in line else b"" for line in lines)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
             try:
-                vals = np.fromstring(body, dtype=np.float64, sep=" ")  # noqa: NPY201 - text mode
-            except (ValueError, DeprecationWarning):
-                vals = None
-        if vals is not None and vals.size == 1 and not body.strip():
-            vals = None  # np.fromstring gives [-1.] for blanks alone
-        if vals is None or vals.size != (stop - start) * dim:
-            for i, line in enumerate(lines):  # name the first bad row
-                parts = line.rstrip().split(b" ")
-                if len(parts) != dim + 1:
-                    raise UnreadableInputError(f"row {start + i} has {len(parts) - 1} values, expected {dim}",
-                                               path=str(self.path))
-                try:
-                    np.array([float(p) for p in parts[1:]])
-                except ValueError as e:
-                    raise UnreadableInputError(f"row {start + i}: {e}", path=str(self.path)) from None
-            raise UnreadableInputError(f"rows {start}-{stop - 1} do not parse", path=str(self.path))
-        return vals.astype(np.float32).reshape(-1, dim)
+                np.array([float(p) for p in parts[1:]])
+            except ValueError as e:
+                raise UnreadableInputError(f"row {start + i}: {e}", path=str(self.path)) from None
+        raise UnreadableInputError(f"rows {start}-{stop - 1} do not parse", path=str(self.path))
 
     def to_numpy(self) -> np.ndarray:
         return self.rows(0, self.shape[0])
