@@ -110,7 +110,7 @@ class ChunkedStrings(Sequence):
 
 class PackedStrings(ChunkedStrings):
     """``n`` strings held as their UTF-8 bytes laid end to end (``utf8``, uint8) and ``n + 1``
-    int64 ``offsets`` (string i is ``utf8[offsets[i]:offsets[i+1]]``): about 9 bytes a row
+    int64 ``offsets`` (string i is ``utf8[offsets[i]:offsets[i+1]]``): 8 bytes a row
     plus the text, where a list of Python strings costs ~60 bytes a row. Either array may be a
     memory map. Strings are decoded on demand, a chunk at a time; :func:`encoded` hands the
     bytes on without decoding, so writers and verification move them as bytes. The caller
@@ -354,7 +354,8 @@ class EmbeddingTable:
 
     def view(self, *, bias: bool = True, drop_row: int | None = None) -> EmbeddingTable:
         """This table as an output format holds it: without its bias, and/or without one row
-        (the unknown row, which then is no longer in the vocabulary). Nothing is copied."""
+        (the unknown row, which then is no longer in the vocabulary; that view's vocabulary
+        holds the string forms). Nothing is copied."""
         weight, bias_source, vocab = self.weight_source, self.bias_source if bias else None, self.vocab
         if drop_row is not None:
             weight = WithoutRow(weight, drop_row)
