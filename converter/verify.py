@@ -6,7 +6,8 @@ import numpy as np
 
 from .errors import VerificationError
 from .ir import EmbeddingModel, EmbeddingTable, encoded
-from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype, release
+from .mapped import release
+from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 

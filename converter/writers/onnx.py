@@ -320,11 +320,6 @@ def check(path: Path) -> None:
         raise OutputError(f"onnx.checker rejects the written model: {e}", path=str(path)) from e
 
 
-def sniff(head: bytes) -> bool:
-    """ModelProto starts with ir_version (field 1, varint) as onnx and every exporter write it."""
-    return len(head) >= 2 and head[0] == 0x08 and 3 <= head[1] <= 20
-
-
 def _initializer_array(tp: TensorProto, path: Path) -> np.ndarray:
     """An initializer's values (external data memory-mapped); a damaged one is
     UnreadableInputError naming the tensor."""

@@ -65,7 +65,9 @@ def unescape(key: str) -> str:
 
 
 def unique_keys(strings: list[str]) -> tuple[list[str], list[int]]:
-    """(escaped, unique key per row; rows that got a ``#k`` disambiguator)."""
+    """(escaped, unique key per row; rows that got a ``#k`` disambiguator): rule 3 as plainly
+    as it can be written. The writer uses :func:`renamed_keys`, which gives the same keys
+    without holding them all; tests check one against the other."""
     keys = [escape(s) for s in strings]
     taken = set(keys)
     if len(taken) == len(keys):

@@ -172,14 +172,9 @@ def check_file(path: str | os.PathLike, *, timeout: float = TIMEOUT, stages: str
 
 def _looks_like_output(path: str) -> bool:
     """converter.load() reads embconv outputs too: damage can make a file look like one."""
-    from converter.errors import EmbconvError
-    from converter.writers import sniff
+    from converter.api import _is_output
 
-    try:
-        sniff(path)
-    except EmbconvError:
-        return False
-    return True
+    return _is_output(path)
 
 
 def forbidden_imports(before: set[str]) -> list[str]:
