@@ -26,9 +26,11 @@ demo: venv
 
 lint: test-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: test-deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # 130,000 random damaged/hostile files and pieces (tests/test_fuzz.py); about 8 minutes.
