@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UnreadableInputError, UsageError
-from .ir import EmbeddingModel, hash_in_background
+from .hashing import hash_in_background
+from .ir import EmbeddingModel
 from .loaders import load as load_fastai
 from .writers import Progress, read_output, save
 from .writers import sniff as sniff_output

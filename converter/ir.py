@@ -2,50 +2,33 @@
 
 Loaders build an ``EmbeddingModel``; writers read one. Nothing else crosses that line
 (design.md §1–2). Weights stay lazy: a table holds a reference into the source file (or an
-array) and ``weight`` materialises it on demand."""
+array) and ``weight`` materialises it on demand (the lazy helpers are in ``lazy.py``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .mapped import release
+from .hashing import file_sha256, hash_in_background
+from .lazy import ArraySource, ChunkedStrings, WithoutRow
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# 2: warnings are objects {code, table, message} (version 1 had plain strings; still read).
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 GENERATIONS = ("fastai-0.7", "fastai-1", "fastai2-preview", "fastai-2", "unknown")
 ARTIFACTS = ("export", "save", "encoder", "state-dict", "embconv-output")
 CONTAINERS = ("torch-zip", "torch-legacy", "pickle", "safetensors", "onnx", "word2vec-text", "word2vec-binary")
 KINDS = ("collab-dot", "collab-nn", "tabular", "text-lm", "text-classifier", "unknown")
 ROLES = ("user", "item", "category", "token")
-
-
-class ArraySource(Protocol):
-    """Anything that can hand over its values as numpy: a TensorRef, or an ndarray wrapper."""
-
-    shape: tuple[int, ...]
-
-    def to_numpy(self) -> np.ndarray: ...
-
-
-class InMemory:
-    """An ndarray dressed as an ArraySource (readers of embconv outputs, tests)."""
-
-    def __init__(self, array: np.ndarray, dtype_name: str | None = None) -> None:
-        self.array = array
-        self.shape = tuple(array.shape)
-        self.dtype = array.dtype
-        self.dtype_name = dtype_name or str(array.dtype)
-
-    def to_numpy(self) -> np.ndarray:
-        return self.array
 
 
 def token_string(token: Any) -> str:
@@ -63,134 +46,6 @@ def python_scalar(token: Any) -> Any:
     return token
 
 
-class ChunkedStrings(Sequence):
-    """A read-only sequence of ``n`` strings made on demand, a chunk at a time, by
-    ``fetch(start, stop) -> list[str]``. Readers of embconv outputs use it so that a vocabulary
-    of millions of tokens read back for verification is never held whole in memory: indexing
-    or slicing decodes just those rows; iteration decodes ``chunk`` rows at a time."""
-
-    def __init__(self, n: int, fetch: Callable[[int, int], list[str]], chunk: int = 1 << 16) -> None:
-        self._n = n
-        self._fetch = fetch
-        self.chunk = chunk
-
-    def __len__(self) -> int:
-        return self._n
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            start, stop, step = i.indices(self._n)
-            if step != 1:
-                return self[start:stop][::step] if stop > start else []
-            return self._fetch(start, stop) if stop > start else []
-        if i < 0:
-            i += self._n
-        if not 0 <= i < self._n:
-            raise IndexError(i)
-        return self._fetch(i, i + 1)[0]
-
-    def __iter__(self) -> Iterator[str]:
-        for start in range(0, self._n, self.chunk):
-            yield from self._fetch(start, min(self._n, start + self.chunk))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or len(other) != self._n:
-            return False
-        for start in range(0, self._n, self.chunk):
-            stop = min(self._n, start + self.chunk)
-            if self._fetch(start, stop) != list(other[start:stop]):
-                return False
-        return True
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"ChunkedStrings({self._n} strings)"
-
-
-class PackedStrings(ChunkedStrings):
-    """``n`` strings held as their UTF-8 bytes laid end to end (``utf8``, uint8) and ``n + 1``
-    int64 ``offsets`` (string i is ``utf8[offsets[i]:offsets[i+1]]``): 8 bytes a row
-    plus the text, where a list of Python strings costs ~60 bytes a row. Either array may be a
-    memory map. Strings are decoded on demand, a chunk at a time; :func:`encoded` hands the
-    bytes on without decoding, so writers and verification move them as bytes. The caller
-    checks that the offsets tile ``utf8`` and that it decodes (``surrogatepass``)."""
-
-    def __init__(self, utf8: np.ndarray, offsets: np.ndarray, chunk: int = 1 << 16) -> None:
-        self.utf8 = utf8
-        self.offsets = offsets
-        super().__init__(len(offsets) - 1, self._decode, chunk)
-
-    def _decode(self, start: int, stop: int) -> list[str]:
-        raw, o = self.encoded(start, stop)
-        text = raw.decode("utf-8", "surrogatepass")
-        bounds = o.tolist()
-        if len(text) == len(raw):  # ASCII: slice the decoded text directly
-            return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-        return [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds, bounds[1:], strict=False)]
-
-    def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
-        """(UTF-8 bytes of strings ``start:stop``, their ``stop - start + 1`` offsets from 0)."""
-        window = self.offsets[start : stop + 1]
-        o = np.array(window, dtype=np.int64)
-        base = int(o[0])
-        piece = self.utf8[base : int(o[-1])]
-        data = bytes(memoryview(piece))
-        release(window)  # mapped read-back: give the pages back once copied
-        release(piece)
-        return data, o - base
-
-    def __repr__(self) -> str:
-        return f"PackedStrings({len(self)} strings, {len(self.utf8)} bytes)"
-
-
-class StringsWithoutRow(ChunkedStrings):
-    """``base`` with row ``row`` left out, read a chunk at a time (a view: nothing is copied)."""
-
-    def __init__(self, base: Sequence[str], row: int) -> None:
-        self.base, self.row = base, row
-        super().__init__(len(base) - 1, self._fetch)
-
-    def _around(self, start: int, stop: int) -> tuple[int, int]:
-        return (start if start < self.row else start + 1), (stop if stop <= self.row else stop + 1)
-
-    def _fetch(self, start: int, stop: int) -> list[str]:
-        lo, hi = self._around(start, stop)
-        items = list(self.base[lo:hi])
-        if lo <= self.row < hi:
-            del items[self.row - lo]
-        return items
-
-    def encoded(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
-        lo, hi = self._around(start, stop)
-        data, offsets = encoded(self.base, lo, hi)
-        if lo <= self.row < hi:
-            j = self.row - lo
-            a, b = int(offsets[j]), int(offsets[j + 1])
-            data = data[:a] + data[b:]
-            offsets = np.concatenate((offsets[: j + 1], offsets[j + 2 :] - (b - a)))
-        return data, offsets
-
-
-def encoded(strings: Sequence[str], start: int, stop: int) -> tuple[bytes, np.ndarray]:
-    """(UTF-8 bytes of ``strings[start:stop]`` laid end to end, ``stop - start + 1`` int64
-    offsets from 0): how writers store a vocabulary and how verification compares two. Lone
-    surrogates (old pickles) are kept with ``surrogatepass``, so equal strings ⇔ equal bytes
-    and offsets."""
-    own = getattr(strings, "encoded", None)  # packed or file-backed: bytes without decoding
-    if own is not None:
-        return own(start, stop)
-    chunk = list(strings[start:stop])
-    joined = "".join(chunk).encode("utf-8", "surrogatepass")
-    lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
-    if len(joined) != int(lengths.sum()):  # not all ASCII: bytes != characters
-        lengths = np.fromiter((len(s.encode("utf-8", "surrogatepass")) for s in chunk), dtype=np.int64,
-                              count=len(chunk))
-    offsets = np.zeros(len(chunk) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return joined, offsets
-
-
 class Vocabulary:
     """Row i → token. ``tokens`` keeps the original Python scalars (str/int/float/bool);
     ``strings`` their string forms; ``unknown_index`` is the row unseen ids map to (``#na#``
@@ -198,27 +53,25 @@ class Vocabulary:
 
     def __init__(self, tokens: Iterable[Any], *, unknown_index: int | None = None, source: str = "file",
                  strings: Iterable[str] | None = None) -> None:
+        self.tokens: Sequence[Any]
+        self.strings: Sequence[str]
+        self.unknown_index = unknown_index
+        self.source = source
+        self._index: dict[str, int] | None = None
         if isinstance(tokens, ChunkedStrings) and strings is None:
             # Read back from an output: the tokens are their string forms, decoded on demand.
-            self.tokens = self.strings = tokens  # type: ignore[assignment]
-            self.unknown_index = unknown_index
-            self.source = source
-            self._index = None
+            self.tokens = self.strings = tokens
             return
         raw = list(tokens)
         if strings is None and all(type(t) is str for t in raw):
             # The common case (text sidecars, fastai's string vocabularies): a token is its own
             # string form, so one list serves both (half the memory, no per-token calls).
-            self.tokens: list[Any] = raw
-            self.strings: list[str] = raw
+            self.tokens = self.strings = raw
         else:
             self.tokens = [python_scalar(t) for t in raw]
             self.strings = list(strings) if strings is not None else [token_string(t) for t in raw]
         if len(self.strings) != len(self.tokens):
             raise ValueError("tokens and strings differ in length")
-        self.unknown_index = unknown_index
-        self.source = source
-        self._index: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -246,40 +99,15 @@ class Vocabulary:
         return out
 
 
-class WithoutRow:
-    """An ArraySource: ``base`` with row ``row`` left out, read lazily a slice at a time (so a
-    view of a memory-mapped table stays memory-mapped)."""
-
-    def __init__(self, base: Any, row: int) -> None:
-        self.base = base
-        self.row = row
-        self.shape = (base.shape[0] - 1, *tuple(base.shape[1:]))
-        self.dtype = getattr(base, "dtype", None)
-
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        start, stop, _ = slice(start, stop).indices(self.shape[0])
-        stop = max(start, stop)
-        lo = start if start < self.row else start + 1
-        hi = stop if stop <= self.row else stop + 1
-        base_rows = getattr(self.base, "rows", None)
-        a = base_rows(lo, hi) if base_rows is not None else self.base.to_numpy()[lo:hi]
-        if lo <= self.row < hi:
-            a = np.delete(a, self.row - lo, axis=0)
-        return a
-
-    def to_numpy(self) -> np.ndarray:
-        return self.rows(0, self.shape[0])
-
-
 @dataclass
 class EmbeddingTable:
     """One embedding matrix and what labels its rows."""
 
     name: str
     role: str
-    weight_source: Any  # ArraySource: TensorRef (lazy) or InMemory
+    weight_source: ArraySource  # a TensorRef (lazy), an InMemory array or a reader's lazy view
     vocab: Vocabulary | None = None
-    bias_source: Any = None
+    bias_source: ArraySource | None = None
     weight_key: str = ""
     bias_key: str | None = None
     tied_keys: list[str] = field(default_factory=list)
@@ -361,8 +189,7 @@ class EmbeddingTable:
             weight = WithoutRow(weight, drop_row)
             bias_source = WithoutRow(bias_source, drop_row) if bias_source is not None else None
             if vocab is not None:
-                vocab = Vocabulary(StringsWithoutRow(vocab.strings, drop_row), unknown_index=None,
-                                   source=vocab.source)
+                vocab = Vocabulary(WithoutRow(vocab.strings, drop_row), unknown_index=None, source=vocab.source)
         return EmbeddingTable(self.name, self.role, weight, vocab, bias_source, self.weight_key,
                               self.bias_key if bias_source is not None else None, list(self.tied_keys),
                               self.source_dtype)
@@ -407,14 +234,14 @@ class SourceInfo:
     container: str = "pickle"
     model_class: str | None = None
     _sha256: str | None = None
-    _hashing: Any = field(default=None, repr=False, compare=False)
+    _hashing: Future[str] | None = field(default=None, repr=False, compare=False)
 
     def start_sha256(self) -> None:
         """Start hashing the source in a background thread; ``sha256`` waits for it. Only
         commands that write a manifest need the hash; ``inspect`` never starts it."""
         self.expect_sha256(hash_in_background(self.path))
 
-    def expect_sha256(self, pending: Any) -> None:
+    def expect_sha256(self, pending: Future[str] | None) -> None:
         """Use a hash already being computed (a Future from ``hash_in_background``) of this file."""
         if self._sha256 is None and self._hashing is None and pending is not None:
             self._hashing = pending
@@ -447,6 +274,33 @@ class SourceInfo:
         }
 
 
+@dataclass(frozen=True)
+class ModelWarning:
+    """Something a user must know about a model: a stable ``code`` (what programs match on; see
+    schemas/manifest.schema.json), the ``table`` it is about (or None) and the ``message`` a
+    person reads. ``str()`` is the message."""
+
+    code: str
+    message: str
+    table: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_json(self) -> dict:
+        return {"code": self.code, "table": self.table, "message": self.message}
+
+    @classmethod
+    def from_json(cls, value: Any) -> ModelWarning:
+        """A manifest's warning: an object (schema 2) or a plain string (schema 1, code ``note``)."""
+        if isinstance(value, str):
+            return cls("note", value)
+        if (isinstance(value, dict) and isinstance(value.get("code"), str) and isinstance(value.get("message"), str)
+                and (value.get("table") is None or isinstance(value.get("table"), str))):
+            return cls(value["code"], value["message"], value.get("table"))
+        raise ValueError(f"a warning is not {{code, table, message}}: {value!r}")
+
+
 @dataclass
 class ModelInfo:
     kind: str = "unknown"
@@ -463,7 +317,25 @@ class EmbeddingModel:
     tables: OrderedDict[str, EmbeddingTable]
     source: SourceInfo
     model: ModelInfo = field(default_factory=ModelInfo)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[ModelWarning] = field(default_factory=list)
+
+    def warn(self, code: str, message: str, table: str | None = None) -> None:
+        """Add a warning (see ``ModelWarning``)."""
+        self.warnings.append(ModelWarning(code, message, table))
+
+    def drop_warnings(self, code: str, tables: Iterable[str | None] | None = None) -> None:
+        """Remove the warnings with ``code`` (only those about ``tables``, when given)."""
+        about = None if tables is None else set(tables)
+        self.warnings[:] = [w for w in self.warnings if not (w.code == code and (about is None or w.table in about))]
+
+    def rename_table(self, old: str, new: str) -> None:
+        """Rename a table in place, keeping the order of tables and what its warnings name."""
+        table = self.tables[old]
+        items = [(new if k == old else k, v) for k, v in self.tables.items()]
+        table.name = new
+        self.tables.clear()
+        self.tables.update(items)
+        self.warnings[:] = [ModelWarning(w.code, w.message, new) if w.table == old else w for w in self.warnings]
 
     def manifest(self, include_tokens: bool = True, *, sha256: str | None = None) -> dict:
         """The manifest of design.md §2 (validated by schemas/manifest.schema.json); ``sha256``
@@ -476,7 +348,7 @@ class EmbeddingModel:
             "source": self.source.to_json(sha256),
             "model": self.model.to_json(),
             "tables": [t.to_json(include_tokens) for t in self.tables.values()],
-            "warnings": list(self.warnings),
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
     def manifest_json(self, include_tokens: bool = True, *, sha256: str | None = None) -> str:
@@ -492,30 +364,6 @@ class EmbeddingModel:
         return EmbeddingModel(chosen, self.source, self.model, list(self.warnings))
 
 
-def hash_in_background(path: str | os.PathLike) -> Any:
-    """A Future of ``file_sha256(path)`` computed in a thread (hashlib releases the GIL, so the
-    ~1 s a GiB takes overlaps with loading), or None when ``path`` is not a file."""
-    if not os.path.isfile(path):
-        return None
-    import concurrent.futures
-
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="embconv-sha256")
-    future = pool.submit(file_sha256, path)
-    pool.shutdown(wait=False)
-    return future
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
-
-
 def finite_range(value: Any) -> tuple[float, float] | None:
     """A y_range as two finite floats, or None."""
     try:
@@ -527,11 +375,14 @@ def finite_range(value: Any) -> tuple[float, float] | None:
     return (lo, hi)
 
 
-def model_from_manifest(manifest: dict, arrays: dict[str, tuple[Any, Any]],
+def model_from_manifest(manifest: dict, arrays: dict[str, tuple[ArraySource, ArraySource | None]],
                         tokens: dict[str, list[str]] | None = None) -> EmbeddingModel:
     """Rebuild an EmbeddingModel from a manifest and, per table name, (weight, bias) array
     sources. ``tokens`` overrides the manifest's token lists (for layouts that store them apart).
     Tokens read back are their string forms."""
+    if manifest.get("schema_version", 1) not in READABLE_SCHEMA_VERSIONS:
+        raise ValueError(f"schema_version {manifest.get('schema_version')!r} is not one this embconv reads "
+                         f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
     src = manifest["source"]
     for value, allowed, what in ((src["generation"], GENERATIONS, "generation"), (src["artifact"], ARTIFACTS, "artifact"),
                                  (src["container"], CONTAINERS, "container")):
@@ -561,4 +412,5 @@ def model_from_manifest(manifest: dict, arrays: dict[str, tuple[Any, Any]],
             weight_key=t.get("weight_key", ""), bias_key=t.get("bias_key"), tied_keys=list(t.get("tied_keys", [])),
             source_dtype=t.get("dtype", "float32"),
         )
-    return EmbeddingModel(tables, source, info, list(manifest.get("warnings", [])))
+    warnings = [ModelWarning.from_json(w) for w in manifest.get("warnings", [])]
+    return EmbeddingModel(tables, source, info, warnings)

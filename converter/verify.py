@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import VerificationError
-from .ir import EmbeddingModel, EmbeddingTable, encoded
+from .ir import EmbeddingModel, EmbeddingTable
+from .lazy import encoded
 from .mapped import release
 from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype
 

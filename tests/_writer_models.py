@@ -6,7 +6,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from converter.ir import EmbeddingModel, EmbeddingTable, InMemory, ModelInfo, SourceInfo, Vocabulary
+from converter.ir import EmbeddingModel, EmbeddingTable, ModelInfo, SourceInfo, Vocabulary
+from converter.lazy import InMemory
 
 TRICKY_TOKENS = ["#na#", "new york", "line\nbreak", "", "caf\u00e9 \u6771\u4eac", "xxfake", "xxfake", "xxfake#2",
                  "50%", "tab\there", "\ud800lone", " lead", "trail ", "%25", "nbsp\u00a0x", "\u2028", "ok"]

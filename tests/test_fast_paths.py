@@ -21,7 +21,8 @@ from safetensors import safe_open
 import converter.ir as ir
 from converter import api
 from converter.errors import OutputError, UnreadableInputError, VerificationError
-from converter.ir import EmbeddingModel, EmbeddingTable, InMemory, PackedStrings, Vocabulary, encoded
+from converter.ir import EmbeddingModel, EmbeddingTable, Vocabulary
+from converter.lazy import InMemory, PackedStrings, encoded
 from converter.loaders.text_lines import TextLines
 from converter.writers import read_output, save, verify_output
 from converter.writers import safetensors as st
@@ -293,7 +294,7 @@ def test_renamed_keys_streams_what_unique_keys_gives(strings, chunk, colliding):
 
 @pytest.mark.parametrize("row", [0, 1, 5, 16])
 def test_a_vocabulary_without_one_row_is_a_view(row):
-    from converter.ir import StringsWithoutRow
+    from converter.lazy import WithoutRow as StringsWithoutRow
 
     strings = [*TRICKY_TOKENS]
     view = StringsWithoutRow(strings, row)

@@ -12,7 +12,8 @@ import pytest
 import converter.writers.safetensors as st
 from converter import mapped
 from converter.errors import UnreadableInputError
-from converter.ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
+from converter.ir import EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
+from converter.lazy import ChunkedStrings
 from converter.pickle.tensors import DTYPES, StorageRef, TensorRef
 from converter.writers import _common, _floatfmt, read_output, save, verify_output
 from converter.writers import word2vec as w2v

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from converter.errors import VerificationError
-from converter.ir import InMemory, Vocabulary
+from converter.ir import Vocabulary
+from converter.lazy import InMemory
 from converter.verify import verify_models
 from converter.writers import read_output, save, verify_output
 from tests._writer_models import collab_model, tricky_model

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from converter.errors import OutputError
-from converter.ir import InMemory
+from converter.lazy import InMemory
 from converter.writers import read_output, save
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 

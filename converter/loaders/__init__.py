@@ -1,8 +1,10 @@
 """Loaders: recognise what a file's object graph is and build the IR from it.
 
-All fastai knowledge lives in this package. The user never says which generation wrote a file:
-``load`` tries, in order, a fastai 2 / fastai2-preview pickled Learner, a fastai 1 export dict,
-a ``learn.save`` / ``save_encoder`` / bare state dict, and finally any pickle with tensors."""
+All fastai knowledge lives in this package, one module per generation (``fastai07.py``,
+``fastai1.py``, ``fastai2.py`` with the preview), each registering a ``Generation``
+(``generations.py``). The user never says which generation wrote a file: ``load`` asks every
+registered generation whether the file is its export, then reads a ``learn.save`` /
+``save_encoder`` / bare state dict, and finally any pickle with tensors."""
 
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import os
 from typing import Any
 
 from ..errors import UnreadableInputError
-from ..ir import EmbeddingModel, ModelInfo, SourceInfo, Vocabulary
+from ..ir import EmbeddingModel, ModelInfo, ModelWarning, SourceInfo, Vocabulary
 from ..pickle import ModelFile, open_model_file
-from . import fastai1, fastai2, state_dict
+from . import fastai07, fastai1, fastai2, generations, state_dict  # noqa: F401  (registration order: oldest first)
 from .architectures import Architecture, recognise
 from .detected import Detected
 from .tables import build_tables
@@ -41,8 +43,11 @@ def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
 
 
 def _detect(mf: ModelFile) -> Detected:
-    for detect in (lambda m: fastai2.detect(m.root), lambda m: fastai1.detect(m.root), state_dict.detect,
-                   state_dict.fallback):
+    for generation in generations.registered():
+        det = generation.detect_export(mf.root) if generation.detect_export else None
+        if det is not None:
+            return det
+    for detect in (state_dict.detect, state_dict.fallback):
         det = detect(mf)
         if det is not None:
             return det
@@ -54,27 +59,30 @@ def load_model_file(mf: ModelFile) -> EmbeddingModel:
     det = _detect(mf)
     arch = recognise(det.state_dict)
     _apply_kind_hint(det, arch)
-    warnings = [*det.notes, *arch.notes, *mf.warnings]
+    warnings = [*det.notes, *arch.notes, *(ModelWarning("container", w) for w in mf.warnings)]
     names, vocabs = _labels(det, arch)
     tables = build_tables(det.state_dict, arch, names, vocabs, warnings)
     if not tables:
         raise UnreadableInputError("found no embedding tables in this file")
+    generation = generations.get(det.generation)
     for t in tables.values():
         if t.vocab is None:
-            hint = " (fastai 0.7 never saved one)" if det.generation == "fastai-0.7" else ""
-            warnings.append(f"table {t.name} has no vocabulary in the file{hint}: rows are numbered; "
-                            f"supply one with --vocab {t.name}=SPEC")
+            warnings.append(ModelWarning(
+                "no-vocabulary", f"table {t.name} has no vocabulary in the file{generation.no_vocab_hint}: rows are "
+                f"numbered; supply one with --vocab {t.name}=SPEC", t.name))
         elif dups := t.vocab.duplicates():
             shown = ", ".join(repr(d) for d in dups[:3])
-            warnings.append(f"table {t.name}: {len(dups)} token(s) label several rows ({shown}); "
-                            "each row is kept, word2vec output disambiguates them")
+            warnings.append(ModelWarning(
+                "duplicate-tokens", f"table {t.name}: {len(dups)} token(s) label several rows ({shown}); "
+                "each row is kept, word2vec output disambiguates them", t.name))
         if t.source_dtype != "float32":
-            warnings.append(f"table {t.name} is stored as {t.source_dtype}; outputs are float32 unless asked")
+            warnings.append(ModelWarning(
+                "stored-dtype", f"table {t.name} is stored as {t.source_dtype}; outputs are float32 unless asked",
+                t.name))
     if arch.kind == "collab-dot" and det.y_range is None:
-        where = ("fastai 0.7 keeps it outside the file (min/max of the ratings)" if det.generation == "fastai-0.7"
-                 else "only exports store it")
-        warnings.append(f"no y_range in this file ({where}): the ONNX rating output is the raw score "
-                        "unless you pass --y-range LO,HI")
+        warnings.append(ModelWarning(
+            "no-y-range", f"no y_range in this file ({generation.y_range_where}): the ONNX rating output is the "
+            "raw score unless you pass --y-range LO,HI"))
     model_class = det.model_class
     source = SourceInfo(path=mf.path, size=mf.size, generation=det.generation, artifact=det.artifact,
                         container=mf.container, model_class=model_class)

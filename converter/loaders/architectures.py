@@ -1,8 +1,9 @@
-"""Which fastai architecture a state dict belongs to, read from its key names alone.
+"""Which architecture a state dict belongs to, read from its key names alone.
 
-fastai knowledge lives here and in the generation loaders: the key patterns of every
-generation's collab, tabular and AWD-LSTM models (spec fastai-formats §3.2–3.4, §4.4–4.6,
-§5.4–5.6), and the hints they give about which generation wrote them."""
+What is generic lives here: the types, the shapes of architecture that several generations
+share (dot-product collab, AWD-LSTM, indexed tabular embeddings) and the guess for unknown
+state dicts. Each generation's module names its own keys and says which keys prove it
+(spec fastai-formats §3.2–3.4, §4.4–4.6, §5.4–5.6)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from ..ir import ModelWarning
 from ..pickle import TensorRef
+from .generations import first, registered
 
 FLOATS = ("float32", "float16", "bfloat16", "float64")
 
@@ -33,86 +36,91 @@ class Architecture:
     generation_hint: str | None = None  # a generation the keys prove, or None
     is_encoder: bool = False
     guessed: bool = False
-    notes: list[str] = field(default_factory=list)
+    notes: list[ModelWarning] = field(default_factory=list)
 
 
-def _strip_prefix(keys: list[str]) -> str:
-    """'module.' when every key carries DataParallel's prefix."""
-    if keys and all(k.startswith("module.") for k in keys):
-        return "module."
-    return ""
+class Keys:
+    """A state dict's key names as a pattern sees them: without DataParallel's ``module.``
+    prefix (``full`` puts it back), with the tensors they name."""
 
+    def __init__(self, sd: OrderedDict[str, TensorRef]) -> None:
+        keys = list(sd)
+        self.prefix = "module." if keys and all(k.startswith("module.") for k in keys) else ""
+        self.names = {key[len(self.prefix):] for key in keys}
+        self.sd = sd
 
-def _indexed(keys: set[str], pattern: str) -> list[int]:
-    rx = re.compile(pattern)
-    return sorted(int(m.group(1)) for k in keys if (m := rx.fullmatch(k)))
+    def has(self, key: str) -> bool:
+        return key in self.names
+
+    def full(self, key: str) -> str:
+        return self.prefix + key
+
+    def optional(self, key: str) -> str | None:
+        """The full key when the state dict has it, else None."""
+        return self.full(key) if self.has(key) else None
+
+    def tensor(self, key: str) -> TensorRef | None:
+        return self.sd.get(self.full(key))
+
+    def indexed(self, pattern: str) -> list[int]:
+        """The numbers N of the keys that fullmatch ``pattern`` (one group: N), sorted."""
+        rx = re.compile(pattern)
+        return sorted(int(m.group(1)) for k in self.names if (m := rx.fullmatch(k)))
+
+    def any_match(self, pattern: str) -> bool:
+        rx = re.compile(pattern)
+        return any(rx.fullmatch(k) for k in self.names)
 
 
 def recognise(sd: OrderedDict[str, TensorRef]) -> Architecture:
-    """The architecture of a state dict (keys as ``state_dict()`` names them)."""
-    keys = list(sd)
-    pre = _strip_prefix(keys)
-    k = {key[len(pre):] for key in keys}
+    """The architecture of a state dict (keys as ``state_dict()`` names them): the first
+    registered generation whose key patterns match, with the generation its keys prove;
+    otherwise a guess at which 2-D weights are embeddings."""
+    keys = Keys(sd)
+    for generation in registered():
+        arch = generation.architectures(keys) if generation.architectures else None
+        if arch is not None:
+            arch.generation_hint = first(lambda g: g.proves_keys is not None and g.proves_keys(keys))
+            return arch
+    return _unknown(sd)
 
-    def full(key: str | None) -> str | None:
-        return None if key is None else pre + key
 
-    def has(key: str) -> bool:
-        return key in k
+# --- shapes of architecture that generations share, each with its own key names ------------------
 
-    # Collaborative filtering, dot product with biases.
-    if has("u_weight.weight") and has("i_weight.weight"):
-        return Architecture("collab-dot", [
-            TableSpec("user", "user", full("u_weight.weight"), full("u_bias.weight") if has("u_bias.weight") else None, 0),
-            TableSpec("item", "item", full("i_weight.weight"), full("i_bias.weight") if has("i_bias.weight") else None, 1),
-        ])
-    if has("u.weight") and (has("i.weight") or has("m.weight")):
-        item = "i" if has("i.weight") else "m"
-        ib = "ib" if item == "i" else "mb"
-        return Architecture("collab-dot", [
-            TableSpec("user", "user", full("u.weight"), full("ub.weight") if has("ub.weight") else None, 0),
-            TableSpec("item", "item", full(f"{item}.weight"), full(f"{ib}.weight") if has(f"{ib}.weight") else None, 1),
-        ], generation_hint="fastai-0.7")
+def dot_product(keys: Keys, user: str, item: str, user_bias: str, item_bias: str) -> Architecture | None:
+    """Collaborative filtering by dot product: a user and an item matrix, maybe biases."""
+    if not (keys.has(f"{user}.weight") and keys.has(f"{item}.weight")):
+        return None
+    return Architecture("collab-dot", [
+        TableSpec("user", "user", keys.full(f"{user}.weight"), keys.optional(f"{user_bias}.weight"), 0),
+        TableSpec("item", "item", keys.full(f"{item}.weight"), keys.optional(f"{item_bias}.weight"), 1),
+    ])
 
-    # AWD-LSTM text models: encoder weight plus its embedding-dropout alias.
+
+def awd_lstm(keys: Keys, dropout_alias: str) -> Architecture | None:
+    """An AWD-LSTM text model: the encoder weight plus its embedding-dropout alias (the tied
+    copy), as a whole language model or classifier (``0.`` prefix) or an encoder alone."""
     for p in ("0.module.", "0.", ""):
-        if has(f"{p}encoder.weight") and (has(f"{p}encoder_dp.emb.weight") or has(f"{p}encoder_with_dropout.embed.weight")):
-            v07 = has(f"{p}encoder_with_dropout.embed.weight")
-            bias = "1.decoder.bias" if p == "0." and has("1.decoder.bias") else None
+        if keys.has(f"{p}encoder.weight") and keys.has(f"{p}{dropout_alias}"):
+            bias = keys.full("1.decoder.bias") if p == "0." and keys.has("1.decoder.bias") else None
             if p == "":
                 kind, is_encoder = "unknown", True
-            elif has("1.decoder.weight"):
+            elif keys.has("1.decoder.weight"):
                 kind, is_encoder = "text-lm", False
             else:
                 kind, is_encoder = "text-classifier", False
-            hint = "fastai-0.7" if v07 else None
-            if not v07 and any(key.endswith("module.weight_hh_l0") for key in k):
-                hint = "fastai-1"  # v2 (after April 2020) dropped the WeightDropout copy
-            return Architecture(kind, [TableSpec("token", "token", full(f"{p}encoder.weight"), full(bias))],
-                                generation_hint=hint, is_encoder=is_encoder)
+            return Architecture(kind, [TableSpec("token", "token", keys.full(f"{p}encoder.weight"), bias)],
+                                is_encoder=is_encoder)
+    return None
 
-    # Tabular / collab-NN (v1, v2): embeds.N; tabular v0.7: embs.N.
-    for pattern, hint in ((r"embeds\.(\d+)\.weight", None), (r"embs\.(\d+)\.weight", "fastai-0.7")):
-        idx = _indexed(k, pattern)
-        if idx and idx == list(range(len(idx))):
-            stem = pattern.split("\\")[0]
-            specs = [TableSpec(f"cat_{i}", "category", full(f"{stem}.{i}.weight"), None, i) for i in idx]
-            if hint is None:
-                if any(re.fullmatch(r"layers\.\d+\.\d+\.weight", key) for key in k):
-                    hint = "fastai-2"
-                elif any(re.fullmatch(r"layers\.\d+\.weight", key) for key in k):
-                    hint = "fastai-1"
-            arch = Architecture("tabular", specs, generation_hint=hint)
-            n_cont = sd.get(full("bn_cont.weight"))
-            if len(idx) == 2 and n_cont is not None and n_cont.shape == (0,):
-                # EmbeddingNN is a TabularModel with no continuous inputs and two embeddings.
-                arch.kind, arch.guessed = "collab-nn", True
-                specs[0].name, specs[0].role = "user", "user"
-                specs[1].name, specs[1].role = "item", "item"
-                arch.notes.append("two embeddings and no continuous inputs: read as a collab EmbeddingNN")
-            return arch
 
-    return _unknown(sd)
+def indexed_embeddings(keys: Keys, stem: str) -> Architecture | None:
+    """A tabular model: embeddings ``<stem>.0`` … ``<stem>.N-1``, one per categorical column."""
+    idx = keys.indexed(rf"{re.escape(stem)}\.(\d+)\.weight")
+    if not idx or idx != list(range(len(idx))):
+        return None
+    specs = [TableSpec(f"cat_{i}", "category", keys.full(f"{stem}.{i}.weight"), None, i) for i in idx]
+    return Architecture("tabular", specs)
 
 
 _EMBEDDING_WORDS = re.compile(r"(emb|encoder|factor|vocab|user|item|movie|token|word|latent)", re.I)
@@ -129,8 +137,8 @@ def _unknown(sd: OrderedDict[str, TensorRef]) -> Architecture:
         specs.append(TableSpec(stem.replace(".", "_") or f"table_{i}", "category", key, None, i))
     arch = Architecture("unknown", specs, guessed=True)
     if specs:
-        arch.notes.append(
+        arch.notes.append(ModelWarning(
+            "guessed-architecture",
             "not a fastai architecture embconv knows; guessed these 2-D weights are embeddings: "
-            + ", ".join(s.weight_key for s in specs)
-        )
+            + ", ".join(s.weight_key for s in specs)))
     return arch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..ir import Vocabulary
+from ..ir import ModelWarning, Vocabulary
 from ..pickle import TensorRef
 
 
@@ -21,4 +21,4 @@ class Detected:
     text_vocab: Vocabulary | None = None
     y_range: tuple[float, float] | None = None
     kind_hint: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[ModelWarning] = field(default_factory=list)

@@ -1,13 +1,19 @@
-"""fastai v2 (2.x) and the ``fastai2`` preview: ``export.pkl`` is the whole pickled ``Learner``
-with emptied DataLoaders; vocabularies sit in ``Categorify``/``CategoryMap``, ``Numericalize``
-and, for collab dot models, ``model.classes`` (spec fastai-formats §5.3–5.7)."""
+"""fastai 2 (2.x) and the ``fastai2`` preview (2019–2020, classes under ``fastai2.``):
+``export.pkl`` is the whole pickled ``Learner`` with emptied DataLoaders; vocabularies sit in
+``Categorify``/``CategoryMap``, ``Numericalize`` and, for collab dot models, ``model.classes``
+(spec fastai-formats §5.3–5.7). ``learn.save`` files carry fastai's own optimizer state
+(``hypers``). Both kept fastai 1's key names (see ``fastai1.py``); fastai 2's own are the
+``layers.N.M`` blocks (LinBnDrop). Categorical vocabularies are ``#na#`` then the sorted
+training values (classes kept as numpy scalars)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..pickle import ObjectStub
+from .architectures import Keys
 from .detected import Detected
+from .generations import Generation, register, sorted_vocab
 from .graph import as_list, class_tail, find_stubs, module_state_dict, named_modules, pair_value, scalar_value
 from .vocab_rules import categorical_vocab, text_vocab
 
@@ -20,12 +26,13 @@ def _generation(class_name: str) -> str | None:
     return None
 
 
-def detect(root: Any) -> Detected | None:
+def detect(root: Any, wanted: str) -> Detected | None:
+    """The Detected of a pickled Learner of generation ``wanted`` (fastai-2 or fastai2-preview)."""
     if not isinstance(root, ObjectStub) or not class_tail(root).endswith("Learner"):
         return None
     generation = _generation(root.class_name)
     model = root.attrs.get("model")
-    if generation is None or not isinstance(model, ObjectStub):
+    if generation != wanted or not isinstance(model, ObjectStub):
         return None
     det = Detected(generation, "export", module_state_dict(model), model_class=model.class_name)
     dls = root.attrs.get("dls")
@@ -65,3 +72,26 @@ def detect(root: Any) -> Detected | None:
     if class_tail(model) == "EmbeddingNN" or class_tail(root) == "CollabLearner":
         det.kind_hint = "collab"
     return det
+
+
+def proves_keys(keys: Keys) -> bool:
+    return keys.any_match(r"layers\.\d+\.\d+\.weight")
+
+
+PREVIEW = register(Generation(
+    name="fastai2-preview",
+    label="the fastai2 preview",
+    column_vocab=sorted_vocab,
+    detect_export=lambda root: detect(root, "fastai2-preview"),
+    unknown_text_token="xxunk",
+))
+
+GENERATION = register(Generation(
+    name="fastai-2",
+    label="fastai 2.x",
+    column_vocab=sorted_vocab,
+    detect_export=lambda root: detect(root, "fastai-2"),
+    proves_keys=proves_keys,
+    proves_optimizer=lambda opt: "hypers" in opt,
+    unknown_text_token="xxunk",
+))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..errors import UnreadableInputError
-from ..ir import EmbeddingTable, Vocabulary
+from ..ir import EmbeddingTable, ModelWarning, Vocabulary
 from ..pickle import TensorRef
 from .architectures import FLOATS, Architecture
 
@@ -18,7 +18,7 @@ def same_tensor(a: TensorRef, b: TensorRef) -> bool:
 
 
 def build_tables(sd: OrderedDict[str, TensorRef], arch: Architecture, names: list[str | None],
-                 vocabs: list[Vocabulary | None], warnings: list[str]) -> OrderedDict[str, EmbeddingTable]:
+                 vocabs: list[Vocabulary | None], warnings: list[ModelWarning]) -> OrderedDict[str, EmbeddingTable]:
     """One EmbeddingTable per spec. ``names``/``vocabs`` are indexed like ``arch.tables``."""
     tables: OrderedDict[str, EmbeddingTable] = OrderedDict()
     for i, spec in enumerate(arch.tables):
@@ -29,19 +29,20 @@ def build_tables(sd: OrderedDict[str, TensorRef], arch: Architecture, names: lis
             raise UnreadableInputError(f"{spec.weight_key} holds {weight.dtype.name}, not floats")
         bias = sd.get(spec.bias_key) if spec.bias_key else None
         if bias is not None and bias.numel != weight.shape[0]:
-            warnings.append(f"{spec.bias_key} has {bias.numel} values for {weight.shape[0]} rows; bias left out")
+            warnings.append(ModelWarning(
+                "bias-size", f"{spec.bias_key} has {bias.numel} values for {weight.shape[0]} rows; bias left out"))
             bias = None
         tied = [k for k, t in sd.items() if k != spec.weight_key and same_tensor(t, weight)]
-        name = names[i] if i < len(names) and names[i] else spec.name
+        given = names[i] if i < len(names) else None
+        name = given or spec.name
         base, n = name, 2
         while name in tables:
             name, n = f"{base}_{n}", n + 1
         vocab = vocabs[i] if i < len(vocabs) else None
         if vocab is not None and len(vocab) != weight.shape[0]:
-            warnings.append(
-                f"table {name}: the file's vocabulary has {len(vocab)} entries for {weight.shape[0]} rows; "
-                "vocabulary left out rather than mislabel rows"
-            )
+            warnings.append(ModelWarning(
+                "vocab-size", f"table {name}: the file's vocabulary has {len(vocab)} entries for {weight.shape[0]} "
+                "rows; vocabulary left out rather than mislabel rows", name))
             vocab = None
         tables[name] = EmbeddingTable(
             name=name, role=spec.role, weight_source=weight, vocab=vocab, bias_source=bias,

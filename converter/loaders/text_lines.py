@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..errors import UnreadableInputError
-from ..ir import ChunkedStrings
+from ..lazy import ChunkedStrings
 
 STEP = 1 << 16  # rows per index entry (and per block read back)
 _SCAN = 16 << 20

@@ -1,18 +1,18 @@
-"""How each fastai generation labels embedding rows (spec fastai-formats §3–7)."""
+"""How fastai labels rows, for the rules more than one generation shares (each generation's own
+rules are in its module)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..ir import Vocabulary
-
-NA = "#na#"
-UNKNOWN_TEXT_TOKENS = ("xxunk", "_unk_", "<unk>")
+from .generations import NA, unknown_text_tokens
 
 
 def categorical_vocab(tokens: list[Any] | None, source: str) -> Vocabulary | None:
-    """v1/v2 categorical classes: row 0 is ``#na#`` (NaN and unseen values), the rest sorted
-    training values — kept with their original types (v1 strings, v2 numpy scalars)."""
+    """Categorical classes as an export stores them: row 0 is ``#na#`` (NaN and unseen
+    values), the rest sorted training values — kept with their original types (fastai 1
+    strings, fastai 2 numpy scalars)."""
     if tokens is None:
         return None
     unknown = 0 if tokens and isinstance(tokens[0], str) and tokens[0] == NA else None
@@ -20,9 +20,9 @@ def categorical_vocab(tokens: list[Any] | None, source: str) -> Vocabulary | Non
 
 
 def text_vocab(itos: list[Any], source: str) -> Vocabulary:
-    """Text vocabularies: unknown words map to ``xxunk`` (v1/v2) or ``_unk_`` (v0.7)."""
+    """A text vocabulary: unknown words map to the generation's unknown token (``xxunk`` …)."""
     unknown = None
-    for tok in UNKNOWN_TEXT_TOKENS:
+    for tok in unknown_text_tokens():
         if tok in itos:
             unknown = itos.index(tok)
             break

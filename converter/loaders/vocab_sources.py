@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -17,8 +16,10 @@ from typing import Any
 from ..errors import EmbconvError, UnreadableInputError, UsageError
 from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from ..pickle import open_model_file
+from . import generations
+from .generations import NA
 from .text_lines import TextLines
-from .vocab_rules import NA, text_vocab
+from .vocab_rules import text_vocab
 
 # pandas' default NA strings (read_csv na_values): these cells are NaN, not categories.
 PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
@@ -52,10 +53,8 @@ def find_table(model: EmbeddingModel, ref: str) -> EmbeddingTable:
 
 def apply_sidecars(model: EmbeddingModel, specs: dict[str, str]) -> None:
     """Attach (and name) the vocabularies the user supplied. Sizes must fit the tables."""
-    labelled: set[str] = set()
     for ref, spec in specs.items():
         table = find_table(model, ref)
-        labelled.update({table.name, table.weight_key})
         vocab, column = load_sidecar(spec, table, model)
         if len(vocab) != table.rows:
             raise UnreadableInputError(
@@ -63,18 +62,9 @@ def apply_sidecars(model: EmbeddingModel, specs: dict[str, str]) -> None:
                 f"{table.name} has {table.rows} rows"
             )
         table.vocab = vocab
+        model.drop_warnings("no-vocabulary", [table.name])
         if column and _PLACEHOLDER.fullmatch(table.name) and column not in model.tables:
-            _rename(model, table, column)
-    # "table X has no vocabulary" warnings disappear once X got one (X may have been renamed).
-    model.warnings[:] = [w for w in model.warnings
-                         if not ((m := re.match(r"table (\S+) has no vocabulary", w)) and m.group(1) in labelled)]
-
-
-def _rename(model: EmbeddingModel, table: EmbeddingTable, new: str) -> None:
-    items = [(new if k == table.name else k, v) for k, v in model.tables.items()]
-    table.name = new
-    model.tables.clear()
-    model.tables.update(items)
+            model.rename_table(table.name, column)
 
 
 def load_sidecar(spec: str, table: EmbeddingTable, model: EmbeddingModel) -> tuple[Vocabulary, str | None]:
@@ -86,7 +76,7 @@ def load_sidecar(spec: str, table: EmbeddingTable, model: EmbeddingModel) -> tup
         raise UsageError(f"--vocab {spec}: no such file {path!r}")
     source = os.path.basename(spec)
     if column is not None:
-        return csv_vocab(path, column, table, model.source.generation), column
+        return column_vocab(path, column, table, model.source.generation), column
     with open(path, "rb") as f:
         head = f.read(512)
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
@@ -169,34 +159,9 @@ def read_csv_column(path: str, column: str) -> list[Any]:
     return _parse_column(raw)
 
 
-def _is_nan(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def csv_vocab(path: str, column: str, table: EmbeddingTable, generation: str) -> Vocabulary:
-    """A column's values labelled the way the generation that trained the model numbered them:
-
-    * fastai 0.7 collab: ``col.unique()`` — order of first appearance, no reserved row;
-    * fastai 0.7 tabular: pandas' sorted categories, codes + 1, so row 0 is NaN/unseen
-      (labelled ``#na#``);
-    * fastai 1 / 2: ``#na#`` then the sorted values (v1 prints numbers as strings; the string
-      forms are the same)."""
+def column_vocab(path: str, column: str, table: EmbeddingTable, generation: str) -> Vocabulary:
+    """A CSV column's values labelled the way ``generation`` (the one that trained the model)
+    numbered them (each generation's ``column_vocab`` rule)."""
     values = read_csv_column(path, column)
     source = f"sidecar:{os.path.basename(path)}:{column} ({generation} rule)"
-    present = [v for v in values if not _is_nan(v)]
-    if generation == "fastai-0.7" and table.role in ("user", "item"):
-        seen: dict[Any, None] = {}
-        for v in values:  # pandas unique() keeps NaN as a value too
-            seen.setdefault(float("nan") if _is_nan(v) else v, None)
-        return Vocabulary(list(seen), unknown_index=None, source=source)
-    uniques = sorted(set(present), key=_sort_key)
-    return Vocabulary([NA, *uniques], unknown_index=0, source=source)
-
-
-def _sort_key(v: Any) -> tuple:
-    # pandas sorts one dtype per column; mixed columns fall back to their string order.
-    if isinstance(v, bool):
-        return (0, int(v), "")
-    if isinstance(v, (int, float)):
-        return (0, v, "")
-    return (1, 0, str(v))
+    return generations.get(generation).column_vocab(values, table.role, source)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EmbconvError, ResourceLimitError, UnreadableInputError, UnsafeInputError
-from .globals import GlobalUse, Resolver, StorageType
+from .globals import GlobalUse, Resolver, TorchDType
 from .stubs import GlobalStub
 from .tensors import StorageRef, TensorRef
 from .vm import Unpickler
@@ -133,7 +133,7 @@ class _Reader:
             key = key.decode("ascii", "replace")
         if isinstance(location, bytes):
             location = location.decode("ascii", "replace")
-        if not isinstance(stype, StorageType):
+        if not (isinstance(stype, TorchDType) and stype.storage and stype.dtype is not None):
             raise UnreadableInputError(f"storage persistent id at byte {offset} names no storage type")
         if not isinstance(key, str) or not isinstance(location, str) or type(numel) is not int or numel < 0:
             raise UnreadableInputError(f"storage persistent id at byte {offset} has ill-typed fields")

@@ -104,28 +104,17 @@ def refusal_reason(module: str, name: str) -> str | None:
 # --- reconstructed -----------------------------------------------------------------------------
 
 
-class StorageType(GlobalStub):
-    """``torch.FloatStorage`` & co.: only a dtype tag inside persistent ids."""
-
-    __slots__ = ("dtype",)
-
-    def __init__(self, module: str, name: str, dtype: DType) -> None:
-        super().__init__(module, name)
-        self.dtype = dtype
-
-    @property
-    def reconstructed(self) -> bool:
-        return True
-
-
 class TorchDType(GlobalStub):
-    """``torch.float32`` & co., used by ``_rebuild_tensor_v3``."""
+    """A torch global that is only a dtype tag: ``torch.float32`` & co., used by
+    ``_rebuild_tensor_v3`` (``dtype`` is None for dtypes embconv does not read), or, with
+    ``storage`` set, ``torch.FloatStorage`` & co. inside persistent ids."""
 
-    __slots__ = ("dtype",)
+    __slots__ = ("dtype", "storage")
 
-    def __init__(self, module: str, name: str, dtype: DType | None) -> None:
+    def __init__(self, module: str, name: str, dtype: DType | None, *, storage: bool = False) -> None:
         super().__init__(module, name)
         self.dtype = dtype
+        self.storage = storage
 
     @property
     def reconstructed(self) -> bool:
@@ -156,7 +145,7 @@ def _tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, requires_grad:
 
 def _tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any,
                dtype: Any, metadata: Any = None, *extra: Any) -> TensorRef:
-    _expect(isinstance(dtype, TorchDType), "_rebuild_tensor_v3 without a torch dtype")
+    _expect(isinstance(dtype, TorchDType) and not dtype.storage, "_rebuild_tensor_v3 without a torch dtype")
     if dtype.dtype is None:
         raise UnreadableInputError(f"tensors of dtype torch.{dtype.name} are not supported")
     return TensorRef(storage, offset, size, stride, dtype=dtype.dtype)
@@ -365,7 +354,7 @@ def dtype_setstate(dt: np.dtype, state: Any) -> None:
             "numpy dtype state with fields (structured dtypes are not supported)")
     _expect(state[1] in ("<", ">", "|", "="), "odd numpy dtype byte order")
     try:
-        dt.__setstate__(state)
+        dt.__setstate__(state)  # type: ignore[attr-defined]  # numpy's stubs omit dtype.__setstate__
     except (ValueError, TypeError) as e:
         raise UnreadableInputError(f"numpy dtype state refused: {e}") from None
 
@@ -395,7 +384,7 @@ class Resolver:
             return lambda m, n: GlobalStub(m, n, impl=fn, new_impl=new)
 
         for cls, dt in STORAGE_CLASSES.items():
-            storage = (lambda d: (lambda m, n: StorageType(m, n, DTYPES[d])))(dt)
+            storage = (lambda d: (lambda m, n: TorchDType(m, n, DTYPES[d], storage=True)))(dt)
             t[("torch", cls)] = storage
             t[("torch.cuda", cls)] = storage
         t[("torch.storage", "UntypedStorage")] = t[("torch", "UntypedStorage")]

@@ -74,6 +74,9 @@ TORCH_DTYPE_GLOBALS: dict[str, str] = {
 
 MAX_NDIM = 64
 
+# What a storage's bytes can live in: the file's memory map, or bytes read from it.
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
 
 @dataclass(eq=False)
 class StorageRef:
@@ -88,7 +91,7 @@ class StorageRef:
     # (st_dev, st_ino, st_size, st_mtime_ns) of that file when the bytes are its memory map:
     # lets a writer copy them from the file itself and be sure it is still the same file
     file_identity: tuple[int, int, int, int] | None = None
-    _buffer: object = field(default=None, repr=False)  # a buffer (mmap/bytes/memoryview) holding the bytes
+    _buffer: Buffer | None = field(default=None, repr=False)  # the buffer holding the bytes
     _byte_offset: int = 0
     _base: StorageRef | None = field(default=None, repr=False)  # legacy storage views
     _base_element_offset: int = 0
@@ -97,7 +100,7 @@ class StorageRef:
     def nbytes(self) -> int:
         return self.numel * self.dtype.itemsize
 
-    def bind(self, buffer: object, byte_offset: int, available: int) -> None:
+    def bind(self, buffer: Buffer, byte_offset: int, available: int) -> None:
         """Attach the bytes; ``available`` is how many bytes the container holds for it."""
         if available < self.nbytes:
             raise UnreadableInputError(

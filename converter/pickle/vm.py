@@ -9,6 +9,7 @@ bounded, so memory stays proportional to the input."""
 from __future__ import annotations
 
 import codecs
+import pickle as opcodes  # only its opcode byte constants (opcodes.MARK == b"("), never its unpickler
 import struct
 import sys
 from collections.abc import Callable
@@ -34,17 +35,6 @@ MAX_LONG_BYTES = 4096
 # Tuples inside tuples: CPython hashes (and compares) nested tuples recursively in C, so a
 # dict key or set member nested a million deep overflows the C stack (a crash, not an error).
 MAX_TUPLE_DEPTH = 1_000
-
-
-class _Mark:
-    __slots__ = ()
-
-
-class PersistentHandler:
-    """What BINPERSID/PERSID do: supplied by the container reader."""
-
-    def __call__(self, pid: Any, offset: int) -> Any:  # pragma: no cover - interface
-        raise UnsafeInputError(f"persistent id at byte {offset} in a plain pickle")
 
 
 class Unpickler:
@@ -301,6 +291,9 @@ class Unpickler:
 
 
 # ---- opcode handlers: (vm, stack, metastack, memo, op_pos) -> new stack or None --------------
+
+_Handler = Callable[[Unpickler, list, list, dict, int], list | None]
+
 
 def _pop_mark(vm: Unpickler, stack: list, metastack: list) -> tuple[list, list]:
     if not metastack:
@@ -630,75 +623,77 @@ def _readonly_buffer(vm, stack, metastack, memo, op):
     pass
 
 
-_DISPATCH: dict[int, Any] = {
-    ord("("): _mark,
-    ord("."): _stop,
-    ord("0"): _pop,
-    ord("1"): _pop_mark_op,
-    ord("2"): _dup,
-    ord("F"): _push(_float_text),
-    ord("I"): _push(_int_text),
-    ord("J"): _push(lambda vm: struct.unpack("<i", vm._read(4))[0]),
-    ord("K"): _push(lambda vm: vm._read(1)[0]),
-    ord("L"): _push(_long_text),
-    ord("M"): _push(lambda vm: struct.unpack("<H", vm._read(2))[0]),
-    ord("N"): _push(lambda vm: None),
-    ord("P"): _persid,
-    ord("Q"): _binpersid,
-    ord("R"): _reduce,
-    ord("S"): _push(_string_text),
-    ord("T"): _push(_sized("<i", 4, "binstring")),
-    ord("U"): _push(_sized("<B", 1, "binstring")),
-    ord("V"): _push(_unicode_text),
-    ord("X"): _push(_sized("<I", 4, "str")),
-    ord("a"): _append,
-    ord("b"): _build,
-    ord("c"): _global,
-    ord("d"): _dict,
-    ord("}"): _empty(dict),
-    ord("e"): _appends,
-    ord("g"): _get_text,
-    ord("h"): _get_n("<B", 1),
-    ord("i"): _inst,
-    ord("j"): _get_n("<I", 4),
-    ord("l"): _list,
-    ord("]"): _empty(list),
-    ord("o"): _obj,
-    ord("p"): _put_text,
-    ord("q"): _put_n("<B", 1),
-    ord("r"): _put_n("<I", 4),
-    ord("s"): _setitem,
-    ord("t"): _tuple,
-    ord(")"): _tuple_n(0),
-    ord("u"): _setitems,
-    ord("G"): _push(lambda vm: struct.unpack(">d", vm._read(8))[0]),
-    0x80: _proto,
-    0x81: _newobj,
-    0x82: _ext(1),
-    0x83: _ext(2),
-    0x84: _ext(4),
-    0x85: _tuple_n(1),
-    0x86: _tuple_n(2),
-    0x87: _tuple_n(3),
-    0x88: _push(lambda vm: True),
-    0x89: _push(lambda vm: False),
-    0x8A: _push(_long_n("<B", 1)),
-    0x8B: _push(_long_n("<i", 4)),
-    ord("B"): _push(_sized("<I", 4, "bytes")),
-    ord("C"): _push(_sized("<B", 1, "bytes")),
-    0x8C: _push(_sized("<B", 1, "str")),
-    0x8D: _push(_sized("<Q", 8, "str")),
-    0x8E: _push(_sized("<Q", 8, "bytes")),
-    0x8F: _empty(set),
-    0x90: _additems,
-    0x91: _frozenset,
-    0x92: _newobj_ex,
-    0x93: _stack_global,
-    0x94: _memoize,
-    0x95: _frame,
-    0x96: _push(_sized("<Q", 8, "bytearray")),
-    0x97: _buffer_op,
-    0x98: _readonly_buffer,
+_OPCODES: dict[bytes, _Handler] = {
+    opcodes.MARK: _mark,
+    opcodes.STOP: _stop,
+    opcodes.POP: _pop,
+    opcodes.POP_MARK: _pop_mark_op,
+    opcodes.DUP: _dup,
+    opcodes.FLOAT: _push(_float_text),
+    opcodes.INT: _push(_int_text),
+    opcodes.BININT: _push(lambda vm: struct.unpack("<i", vm._read(4))[0]),
+    opcodes.BININT1: _push(lambda vm: vm._read(1)[0]),
+    opcodes.LONG: _push(_long_text),
+    opcodes.BININT2: _push(lambda vm: struct.unpack("<H", vm._read(2))[0]),
+    opcodes.NONE: _push(lambda vm: None),
+    opcodes.PERSID: _persid,
+    opcodes.BINPERSID: _binpersid,
+    opcodes.REDUCE: _reduce,
+    opcodes.STRING: _push(_string_text),
+    opcodes.BINSTRING: _push(_sized("<i", 4, "binstring")),
+    opcodes.SHORT_BINSTRING: _push(_sized("<B", 1, "binstring")),
+    opcodes.UNICODE: _push(_unicode_text),
+    opcodes.BINUNICODE: _push(_sized("<I", 4, "str")),
+    opcodes.APPEND: _append,
+    opcodes.BUILD: _build,
+    opcodes.GLOBAL: _global,
+    opcodes.DICT: _dict,
+    opcodes.EMPTY_DICT: _empty(dict),
+    opcodes.APPENDS: _appends,
+    opcodes.GET: _get_text,
+    opcodes.BINGET: _get_n("<B", 1),
+    opcodes.INST: _inst,
+    opcodes.LONG_BINGET: _get_n("<I", 4),
+    opcodes.LIST: _list,
+    opcodes.EMPTY_LIST: _empty(list),
+    opcodes.OBJ: _obj,
+    opcodes.PUT: _put_text,
+    opcodes.BINPUT: _put_n("<B", 1),
+    opcodes.LONG_BINPUT: _put_n("<I", 4),
+    opcodes.SETITEM: _setitem,
+    opcodes.TUPLE: _tuple,
+    opcodes.EMPTY_TUPLE: _tuple_n(0),
+    opcodes.SETITEMS: _setitems,
+    opcodes.BINFLOAT: _push(lambda vm: struct.unpack(">d", vm._read(8))[0]),
+    opcodes.PROTO: _proto,
+    opcodes.NEWOBJ: _newobj,
+    opcodes.EXT1: _ext(1),
+    opcodes.EXT2: _ext(2),
+    opcodes.EXT4: _ext(4),
+    opcodes.TUPLE1: _tuple_n(1),
+    opcodes.TUPLE2: _tuple_n(2),
+    opcodes.TUPLE3: _tuple_n(3),
+    opcodes.NEWTRUE: _push(lambda vm: True),
+    opcodes.NEWFALSE: _push(lambda vm: False),
+    opcodes.LONG1: _push(_long_n("<B", 1)),
+    opcodes.LONG4: _push(_long_n("<i", 4)),
+    opcodes.BINBYTES: _push(_sized("<I", 4, "bytes")),
+    opcodes.SHORT_BINBYTES: _push(_sized("<B", 1, "bytes")),
+    opcodes.SHORT_BINUNICODE: _push(_sized("<B", 1, "str")),
+    opcodes.BINUNICODE8: _push(_sized("<Q", 8, "str")),
+    opcodes.BINBYTES8: _push(_sized("<Q", 8, "bytes")),
+    opcodes.EMPTY_SET: _empty(set),
+    opcodes.ADDITEMS: _additems,
+    opcodes.FROZENSET: _frozenset,
+    opcodes.NEWOBJ_EX: _newobj_ex,
+    opcodes.STACK_GLOBAL: _stack_global,
+    opcodes.MEMOIZE: _memoize,
+    opcodes.FRAME: _frame,
+    opcodes.BYTEARRAY8: _push(_sized("<Q", 8, "bytearray")),
+    opcodes.NEXT_BUFFER: _buffer_op,
+    opcodes.READONLY_BUFFER: _readonly_buffer,
 }
+# Keyed by the opcode's int value, as the loop reads it from the buffer: one dict lookup per opcode.
+_DISPATCH: dict[int, _Handler] = {op[0]: handler for op, handler in _OPCODES.items()}
 
 __all__ = ["Unpickler", "DefaultDict"]

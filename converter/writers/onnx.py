@@ -44,7 +44,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, EmbeddingTable, InMemory, PackedStrings, encoded
+from ..ir import EmbeddingModel, EmbeddingTable
+from ..lazy import InMemory, PackedStrings, encoded
 from ._common import (
     ProgressCounter,
     bias_chunks,

@@ -48,7 +48,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, InMemory, PackedStrings, encoded
+from ..ir import EmbeddingModel
+from ..lazy import InMemory, PackedStrings, encoded
 from ._common import (
     ProgressCounter,
     bias_chunks,

@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, UnreadableInputError, UsageError
-from ..ir import ChunkedStrings, EmbeddingModel, EmbeddingTable, SourceInfo, StringsWithoutRow, Vocabulary
+from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
+from ..lazy import ChunkedStrings, WithoutRow
 from . import tokens as tok
 from ._common import ProgressCounter, check_manifest, model_from_output, output_dtype, weight_chunks
 from ._floatfmt import iter_lines
@@ -75,7 +76,7 @@ class _Keys:
             strings = ChunkedStrings(t.rows, lambda a, b: [str(i) for i in range(a, b)])
             unk = None
         self.dropped = [unk] if (drop_unknown and unk is not None) else []
-        self.strings = StringsWithoutRow(strings, unk) if self.dropped else strings
+        self.strings = WithoutRow(strings, unk) if self.dropped else strings
         self.rows = len(self.strings)
         self.renamed_keys = tok.renamed_keys(self.strings) if t.vocab is not None else {}
         # renamed rows as the source numbers them (the sidecar's "renamed_rows")
