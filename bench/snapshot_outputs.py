@@ -13,8 +13,10 @@ file in ``tests/fixtures/`` and in ``../shared/real-models/*/`` and keeps everyt
 
 Which ``converter`` is snapshotted: the one ``import converter`` finds for this script (PYTHONPATH
 first, then the venv's editable install), or ``--code DIR`` (the folder holding ``converter/``).
-The subprocesses run with that folder as cwd and first on PYTHONPATH, and a probe checks that they
-import it (``meta.json`` records the file). The model files, sidecars and the Python interpreter are
+Its ``converter/`` is copied to a private temporary folder first (``--in-place``: not), so that
+edits made during the snapshot cannot mix two states; the subprocesses run with that folder as cwd
+and first on PYTHONPATH, a probe checks that they import it, and ``meta.json`` records the package's
+path and a sha256 of its files. The model files, sidecars and the Python interpreter are
 the same for both snapshots: those of the tree this script lives in, and ``sys.executable``.
 
 Cases: each model file as it is (no options); v0.7 fixtures again with the sidecar vocabularies
@@ -25,7 +27,7 @@ Per case, in ``OUTDIR/<case>/``: ``inspect.json`` (``inspect SRC --json`` stdout
 ``out.onnx``, ``out[.<table>].vec``, ``out[.<table>].bin`` (+ word2vec ``.manifest.json`` sidecars),
 ``out-float16.safetensors`` (``--dtype float16``), ``out-drop-unknown[.<table>].vec``
 (``--drop-unknown``); ``inspect-output.json`` (``inspect out.safetensors --json``: embconv reading its
-own output); ``log.json``: argv, exit code, stdout, stderr and time of every command. Failures are
+own output; compared without ``source.sha256``/``size``, which are those of out.safetensors); ``log.json``: argv, exit code, stdout, stderr and time of every command. Failures are
 recorded, not fatal: the same failure before and after counts as identical.
 
 ``compare``: safetensors by tensor names, dtypes, shapes and bytes plus ``__metadata__``; ONNX by
@@ -35,14 +37,16 @@ word2vec ``.vec``/``.bin`` and any other file byte for byte; JSON (inspect stdou
 manifests) after normalisation: ``embconv_version`` and ``schema_version`` dropped, ``warnings`` reduced
 to their message texts (a string, or the ``message`` of a ``{"code", "table", "message"}`` object),
 snapshot/code/fixture folders and temporary names replaced by placeholders (ONNX ``producer_version``,
-the embconv version, is ignored too); per command the exit code and the first line of stderr.
-One line per difference, then ``N cases, M files compared, K differences``.
+the embconv version, is ignored too); per command the exit code and the first line of stderr (and,
+for a Python traceback, the last: the exception). One line per difference, then
+``N cases, M files compared, K differences``; exit 1 on any difference.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import hashlib
 import importlib.util
 import json
 import os
@@ -217,6 +221,13 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
 
+def stderr_key(stderr: str) -> str:
+    """What is compared of a command's stderr: its first line, and for a Python traceback (whose
+    first line says nothing) also the last, the exception."""
+    lines = stderr.strip().splitlines() or [""]
+    return f"{lines[0]} … {lines[-1]}" if lines[0].startswith("Traceback") else lines[0]
+
+
 def snapshot_case(case: Case, outdir: Path, runner: Runner) -> dict[str, Any]:
     out = outdir / case.name
     out.mkdir(parents=True)
@@ -276,16 +287,45 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     code = resolve_code(args.code)
+    digest = tree_sha256(code / "converter")
+    # A private copy, so that edits made to the tree while the snapshot runs cannot mix two states.
+    copy = None if args.in_place else Path(tempfile.mkdtemp(prefix="embconv-snapshot-code-"))
+    try:
+        if copy is not None:
+            shutil.copytree(code / "converter", copy / "converter", ignore=shutil.ignore_patterns("__pycache__"))
+            if tree_sha256(copy / "converter") != digest:
+                raise SystemExit(f"{code}/converter changed while it was copied: run again")
+        return _snapshot(args, outdir, code, copy or code, digest, t0)
+    finally:
+        if copy is not None:
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def tree_sha256(folder: Path) -> str:
+    """sha256 over the relative paths and bytes of a package's files (bytecode caches left out)."""
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _snapshot(args: argparse.Namespace, outdir: Path, code: Path, run_from: Path, digest: str, t0: float) -> int:
     pycache = None if args.no_pycache else Path(tempfile.gettempdir()) / "embconv-snapshot-pycache"
-    runner = Runner(args.python, code, child_env(code, pycache), args.timeout)
-    probe = runner.run(["-c", "import converter; print(converter.__file__); print(converter.__version__)"])
-    lines = _text(probe[1]).split()
-    if probe[0] != 0 or not lines or Path(lines[0]).resolve() != code / "converter" / "__init__.py":
-        raise SystemExit(f"the subprocesses do not import {code}/converter: {_text(probe[1] + probe[2])}")
+    runner = Runner(args.python, run_from, child_env(run_from, pycache), args.timeout)
+    # Where the subprocesses find converter (find_spec does not run it: a broken tree is snapshotted too).
+    probe = runner.run(["-c", "import importlib.util as u; print(u.find_spec('converter').origin)"])
+    found = _text(probe[1]).strip()
+    if probe[0] != 0 or not found or Path(found).resolve() != run_from.resolve() / "converter" / "__init__.py":
+        raise SystemExit(f"the subprocesses do not import {run_from}/converter: {found} {_text(probe[2])}")
+    imported = runner.run(["-m", "converter", "--version"])
+    version = _text(imported[1]).strip() if imported[0] == 0 else \
+        f"unimportable: {(_text(imported[2]).strip().splitlines() or ['?'])[-1]}"
     cases = discover_cases()
     if args.k:
         cases = [c for c in cases if any(k in c.name for k in args.k)]
-    print(f"snapshot of {lines[0]} (embconv {lines[1] if len(lines) > 1 else '?'}) → {outdir}: "
+    print(f"snapshot of {code}/converter (sha256 {digest[:12]}…, {version}"
+          f"{f', run from a copy in {run_from}' if run_from != code else ''}) → {outdir}: "
           f"{len(cases)} cases, {args.jobs} jobs", flush=True)
     order = sorted(cases, key=lambda c: -c.src.stat().st_size)  # big first: better packing of the jobs
     failures: list[str] = []
@@ -293,11 +333,10 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         for log in pool.map(lambda c: snapshot_case(c, outdir, runner), order):
             for c in log["commands"]:
                 if c["exit_code"] != 0:
-                    first = (c["stderr"].strip().splitlines() or [""])[0]
-                    failures.append(f"  {log['case']} {c['id']}: exit {c['exit_code']}: {first}")
+                    failures.append(f"  {log['case']} {c['id']}: exit {c['exit_code']}: {stderr_key(c['stderr'])}")
     seconds = time.perf_counter() - t0
-    meta = {"harness": HARNESS, "converter": lines[0], "embconv_version": lines[1] if len(lines) > 1 else None,
-            "code": str(code), "outdir": str(outdir), "fixtures": str(FIXTURES), "real_models": str(REAL_MODELS),
+    meta = {"harness": HARNESS, "converter": str(code / "converter"), "converter_sha256": digest,
+            "version": version, "code": str(code), "code_run": str(run_from), "outdir": str(outdir), "fixtures": str(FIXTURES), "real_models": str(REAL_MODELS),
             "real_models_present": REAL_MODELS.is_dir(), "python": args.python, "jobs": args.jobs,
             "seconds": round(seconds, 1), "cases": [c.name for c in cases],
             "commands": len(cases) * len(case_commands(cases[0], outdir)) if cases else 0,
@@ -305,7 +344,9 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     (outdir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     if failures:
         print(f"{len(failures)} of {meta['commands']} commands exited non-zero (recorded in log.json):")
-        print("\n".join(sorted(failures)))
+        print("\n".join(sorted(failures)[:args.show]))
+        if len(failures) > args.show:
+            print(f"  … and {len(failures) - args.show} more (--show N to see them)")
     print(f"{len(cases)} cases, {meta['commands']} commands in {seconds:.1f} s")
     return 0
 
@@ -321,7 +362,8 @@ class Normaliser:
              (re.compile(r"\b0x[0-9a-f]{6,16}\b"), "0xADDR")]
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        wanted = {"outdir": "$OUT", "fixtures": "$FIXTURES", "real_models": "$REAL_MODELS", "code": "$CODE"}
+        wanted = {"outdir": "$OUT", "fixtures": "$FIXTURES", "real_models": "$REAL_MODELS", "code": "$CODE",
+                  "code_run": "$CODE"}
         pairs = sorted(((str(meta[k]), r) for k, r in wanted.items() if meta.get(k)), key=lambda pr: -len(pr[0]))
         self._paths = [(re.compile(re.escape(p) + r"(?=/|$|[^\w.-])"), r) for p, r in pairs]
 
@@ -370,8 +412,20 @@ def json_diffs(a: Any, b: Any, path: str = "") -> Iterator[str]:
             yield from json_diffs(x, y, f"{path}[{i}]")
         if len(a) != len(b):
             yield f"{path}: {len(a)} items != {len(b)} items"
+    elif isinstance(a, str) and isinstance(b, str) and a != b:
+        yield f"{path or '<root>'}: {_str_diff(a, b)}"
     elif type(a) is not type(b) or a != b:
         yield f"{path or '<root>'}: {_short(a)} != {_short(b)}"
+
+
+def _str_diff(a: str, b: str, width: int = 40) -> str:
+    """Two differing strings, around their first difference when they are long."""
+    if len(a) <= 2 * width and len(b) <= 2 * width:
+        return f"{a!r} != {b!r}"
+    i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    lo = max(0, i - width)
+    cut = "…" if lo else ""
+    return f"{cut}{a[lo:i + width]!r}… != {cut}{b[lo:i + width]!r}… (at char {i})"
 
 
 def _short(v: Any, n: int = 100) -> str:
@@ -516,7 +570,22 @@ def sidecar_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[
 
 
 def stdout_json_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[str]:
-    yield from _manifest_json_diffs(a.read_text("utf-8", "replace"), b.read_text("utf-8", "replace"), na, nb)
+    ta, tb = a.read_text("utf-8", "replace"), b.read_text("utf-8", "replace")
+    if a.name == "inspect-output.json":
+        ta, tb = _without_output_hash(ta), _without_output_hash(tb)
+    yield from _manifest_json_diffs(ta, tb, na, nb)
+
+
+def _without_output_hash(text: str) -> str:
+    """``inspect out.safetensors``: the source is the output file itself, whose sha256 and size follow
+    from its header (the manifest, compared normalised in out.safetensors), so they are left out."""
+    try:
+        m = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(m, dict) and isinstance(m.get("source"), dict):
+        m["source"] = {k: v for k, v in m["source"].items() if k not in ("sha256", "size")}
+    return json.dumps(m, ensure_ascii=False)
 
 
 def log_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[str]:
@@ -530,10 +599,9 @@ def log_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[str]
             yield f"{cid}: the snapshots ran different commands: {na.json(x['argv'])} != {nb.json(y['argv'])}"
         if x["exit_code"] != y["exit_code"]:
             yield f"{cid}: exit code {x['exit_code']} != {y['exit_code']}"
-        ea, eb = (na.text((x["stderr"].strip().splitlines() or [""])[0]),
-                  nb.text((y["stderr"].strip().splitlines() or [""])[0]))
+        ea, eb = na.text(stderr_key(x["stderr"])), nb.text(stderr_key(y["stderr"]))
         if ea != eb:
-            yield f"{cid}: stderr {_short(ea, 200)} != {_short(eb, 200)}"
+            yield f"{cid}: stderr {_str_diff(ea, eb, 100)}"
 
 
 Differ = Callable[[Path, Path, Normaliser, Normaliser], Iterator[str]]
@@ -598,10 +666,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise SystemExit(f"{d}: not a folder")
     ma, mb = _load_meta(da), _load_meta(db)
     na, nb = Normaliser(ma), Normaliser(mb)
-    print(f"before: {ma.get('converter')} ({len(ma.get('cases', []))} cases, {ma.get('seconds')} s)")
-    print(f"after:  {mb.get('converter')} ({len(mb.get('cases', []))} cases, {mb.get('seconds')} s)")
-    if ma.get("converter") and ma.get("converter") == mb.get("converter"):
-        print("warning: both snapshots were taken from the same converter code")
+    for label, m in (("before", ma), ("after: ", mb)):
+        print(f"{label} {m.get('converter')} (sha256 {str(m.get('converter_sha256'))[:12]}…, {m.get('version')}; "
+              f"{len(m.get('cases', []))} cases in {m.get('seconds')} s)")
+    if ma.get("converter_sha256") and ma.get("converter_sha256") == mb.get("converter_sha256"):
+        print("note: both snapshots were taken from identical converter code (same sha256)")
     for m, d in ((ma, da), (mb, db)):
         if m.get("harness", HARNESS) != HARNESS:
             print(f"warning: {d} was made by {m.get('harness')}, this is {HARNESS}")
@@ -648,6 +717,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--timeout", type=float, default=600, help="seconds per command (default 600)")
     s.add_argument("--python", default=sys.executable, help="interpreter for the CLI (default: this one)")
     s.add_argument("-k", action="append", default=[], metavar="SUBSTR", help="only cases whose name contains it")
+    s.add_argument("--show", type=int, default=40, metavar="N", help="failed commands listed (default 40)")
+    s.add_argument("--in-place", action="store_true",
+                   help="run the code where it is (default: from a private copy taken at the start)")
     s.add_argument("--no-pycache", action="store_true", help="do not cache bytecode (in $TMPDIR) between commands")
     c = sub.add_parser("compare", help="compare two snapshots; exit 1 on any difference")
     c.add_argument("before")

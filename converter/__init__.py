@@ -3,7 +3,7 @@ without fastai or torch."""
 
 from __future__ import annotations
 
-from .api import convert, load, read_output, save
+from .api import Verified, convert, inspect_tensors, is_output, load, read_output, save, scan, verify
 from .errors import (
     EmbconvError,
     OutputError,
@@ -13,14 +13,14 @@ from .errors import (
     UsageError,
     VerificationError,
 )
-from .ir import EmbeddingModel, EmbeddingTable, Vocabulary
+from .ir import EmbeddingModel, EmbeddingTable, ModelWarning, Vocabulary
 from .pickle import open_model_file
-from .pickle import scan_file as scan
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "EmbconvError", "EmbeddingModel", "EmbeddingTable", "OutputError", "ResourceLimitError",
-    "UnreadableInputError", "UnsafeInputError", "UsageError", "VerificationError", "Vocabulary",
-    "__version__", "convert", "load", "open_model_file", "read_output", "save", "scan",
+    "EmbconvError", "EmbeddingModel", "EmbeddingTable", "ModelWarning", "OutputError", "ResourceLimitError",
+    "UnreadableInputError", "UnsafeInputError", "UsageError", "VerificationError", "Verified", "Vocabulary",
+    "__version__", "convert", "inspect_tensors", "is_output", "load", "open_model_file", "read_output", "save",
+    "scan", "verify",
 ]

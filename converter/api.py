@@ -1,4 +1,5 @@
-"""The library's front door: open anything embconv reads, convert, save (design.md §5).
+"""The library's front door: open anything embconv reads, convert, save, verify, inspect and scan
+(design.md §5). The command line talks to the library through this module alone.
 
 This is the one place that knows both sides: loaders for fastai files, writers' readers for
 embconv outputs. Loaders and writers never import each other."""
@@ -7,14 +8,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import UnreadableInputError, UsageError
 from .hashing import hash_in_background
 from .ir import EmbeddingModel
+from .loaders import generations
 from .loaders import load as load_fastai
-from .writers import Progress, read_output, save
+from .pickle import ScanReport, describe, open_model_file, scan_file
+from .saving import Progress, save
+from .verify import verify_output
+from .writers import FORMATS, format_for, plan, read_output
 from .writers import sniff as sniff_output
 
 
@@ -24,7 +30,7 @@ def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
     ``vocab`` supplies vocabularies a fastai file lacks, e.g. ``{"user": "ratings.csv:userId"}``
     (a pickled list, a text file, a JSON list, ``file.csv:column`` or the learner's
     ``export.pkl``). Weights stay memory-mapped until used."""
-    if _is_output(path):
+    if is_output(path):
         if vocab:
             raise UsageError("embconv outputs carry their own vocabularies; --vocab applies to fastai files")
         return read_output(path)
@@ -41,10 +47,11 @@ def set_y_range(model: EmbeddingModel, y_range: tuple[float, float] | None) -> N
     if model.model.y_range is not None and tuple(model.model.y_range) != (lo, hi):
         raise UsageError(f"the file already says y_range={list(model.model.y_range)}")
     model.model.y_range = (lo, hi)
-    model.warnings[:] = [w for w in model.warnings if not w.startswith("no y_range in this file")]
+    model.drop_warnings("no-y-range")
 
 
-def _is_output(path: str | os.PathLike) -> bool:
+def is_output(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file embconv wrote (any format, told by content)."""
     try:
         sniff_output(path)
     except UnreadableInputError:
@@ -59,8 +66,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     """Convert ``src`` into ``dst`` (format from its extension or ``to``); returns the files
     written. Every file is read back and compared with the source before it is moved into
     place, unless ``verify`` is False. ``y_range`` supplies the rating range a file lacks
-    (fastai 0.7 collab, v1/v2 ``learn.save``). ``options`` go to the writer (e.g.
-    ``external_data=True`` for ONNX)."""
+    (collab ``learn.save`` files and files of generations that never stored it). ``options`` go
+    to the writer (e.g. ``external_data=True`` for ONNX)."""
     pending = hash_in_background(src)  # the outputs' manifest names the source's hash: overlap it with loading
     model = load(src, vocab=vocab)
     model.source.expect_sha256(pending)
@@ -75,4 +82,71 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
                 verify=verify, **options)
 
 
-__all__ = ["convert", "load", "read_output", "save", "set_y_range"]
+@dataclass(frozen=True)
+class Verified:
+    """What ``verify`` proved: these ``files`` hold exactly the ``tables`` (``rows`` in all) of the source."""
+
+    files: list[Path]
+    tables: int
+    rows: int
+
+
+def verify(dst: str | os.PathLike, against: str | os.PathLike, *, vocab: Any = None,
+           y_range: tuple[float, float] | None = None) -> Verified:
+    """Prove that the output ``dst`` matches the file it was converted from (``vocab`` and
+    ``y_range`` as given to ``convert``). ``dst`` is a file, or the path given to ``convert`` for
+    a format that writes one file per table. VerificationError (exit 4) when it does not."""
+    expected = load(against, vocab=vocab)
+    set_y_range(expected, y_range)
+    path = Path(dst)
+    if path.exists():
+        verify_output(path, expected)
+        checked = [path]
+    else:
+        jobs = plan(expected, path, format_for(path))
+        missing = [str(p) for _, p in jobs if not p.exists()]
+        if missing:
+            raise UsageError(f"{dst}: no such output (looked for {', '.join(missing)})")
+        for sub, primary in jobs:
+            verify_output(primary, sub)
+        checked = [p for _, p in jobs]
+    return Verified(checked, len(expected.tables), sum(t.rows for t in expected.tables.values()))
+
+
+def scan(path: str | os.PathLike) -> ScanReport:
+    """Every global the file's pickles name, each with a verdict, and the file's verdict —
+    without loading anything (refused names are listed, never resolved)."""
+    return scan_file(path)
+
+
+def inspect_tensors(path: str | os.PathLike) -> dict:
+    """Every tensor in a torch/fastai file (path in the object graph, shape, dtype), with the
+    container, a description of the top-level object and the container's warnings."""
+    with open_model_file(path) as mf:
+        return {
+            "path": mf.path,
+            "size": mf.size,
+            "container": mf.container,
+            "top_level": describe(mf.root),
+            "tensors": [{"path": p, "shape": list(t.shape), "dtype": t.dtype.name} for p, t in mf.tensors()],
+            "warnings": list(mf.warnings),
+        }
+
+
+def output_formats() -> list[str]:
+    """The names of the output formats embconv writes (``--to``)."""
+    return sorted(FORMATS)
+
+
+def load_hint(dst: str | os.PathLike, to: str | None = None) -> str:
+    """How a user loads a file of ``dst``'s format in its consumer (``{path}`` to fill in)."""
+    return format_for(dst, to).load_hint
+
+
+def generation_label(name: str) -> str:
+    """How a person calls the fastai generation that the manifest names ``name``."""
+    return generations.get(name).label
+
+
+__all__ = ["Verified", "convert", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
+           "output_formats", "read_output", "save", "scan", "set_y_range", "verify"]

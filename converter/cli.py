@@ -7,19 +7,15 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import __version__
-from .api import convert, load, set_y_range
+from . import __version__, api
 from .errors import EmbconvError, UsageError
 from .ir import EmbeddingModel
-from .pickle import describe, open_model_file, scan_file
-from .writers import FORMATS, format_for, plan, verify_output
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse prints usage + exits 2; keep it one line
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + exits 2; keep it one line
         raise UsageError(message)
 
 
@@ -36,7 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="write the embedding tables as safetensors, ONNX or word2vec")
     c.add_argument("src")
     c.add_argument("dst")
-    c.add_argument("--to", choices=sorted(FORMATS), help="output format (default: from DST's extension)")
+    c.add_argument("--to", choices=api.output_formats(), help="output format (default: from DST's extension)")
     c.add_argument("--table", action="append", default=[], metavar="NAME", help="only this table (repeatable)")
     c.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
                    help="a vocabulary the file lacks (see inspect --help)")
@@ -44,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="float type of the written weights (default float32)")
     c.add_argument("--drop-unknown", action="store_true", help="word2vec: leave out the #na# (unknown) row")
     c.add_argument("--y-range", type=_y_range, metavar="LO,HI",
-                   help="rating range for collab dot models whose file lacks it (fastai 0.7, learn.save)")
+                   help="rating range for collab dot models whose file lacks it (inspect says so)")
     c.add_argument("--external-data", action="store_true",
                    help="ONNX: put the tables in DST.data beside the model (automatic above ~2 GiB)")
     c.add_argument("--force", action="store_true", help="replace existing output files")
@@ -77,7 +73,7 @@ def _y_range(text: str) -> tuple[float, float]:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    report = scan_file(args.src)
+    report = api.scan(args.src)
     if args.json:
         print(json.dumps({
             "path": report.path,
@@ -113,7 +109,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     bar = _progress_bar(args.quiet)
     try:
-        files = convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
+        files = api.convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
                         force=args.force, verify=not args.no_verify, dtype=args.dtype,
                         drop_unknown=args.drop_unknown, progress=bar.update if bar else None,
                         y_range=args.y_range, **({"external_data": True} if args.external_data else {}))
@@ -125,7 +121,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"{verified}: {len(files)} file(s)")
         for f in files:
             print(f"  {f}  ({f.stat().st_size:,} bytes)")
-        hint = format_for(args.dst, args.to).load_hint
+        hint = api.load_hint(args.dst, args.to)
         if hint:
             print(f"load it with: {hint.format(path=files[0])}")
     return 0
@@ -154,31 +150,17 @@ def _progress_bar(quiet: bool) -> Any:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    expected = load(args.against, vocab=args.vocab)
-    set_y_range(expected, args.y_range)
-    dst = Path(args.dst)
-    if dst.exists():
-        verify_output(dst, expected)
-        checked = [dst]
-    else:
-        jobs = plan(expected, dst, format_for(dst))
-        missing = [str(p) for _, p in jobs if not p.exists()]
-        if missing:
-            raise UsageError(f"{args.dst}: no such output (looked for {', '.join(missing)})")
-        for sub, primary in jobs:
-            verify_output(primary, sub)
-        checked = [p for _, p in jobs]
-    rows = sum(t.rows for t in expected.tables.values())
-    for p in checked:
+    result = api.verify(args.dst, args.against, vocab=args.vocab, y_range=args.y_range)
+    for p in result.files:
         print(f"verified: {p} matches {args.against}")
-    print(f"ok: {len(expected.tables)} table(s), {rows:,} rows")
+    print(f"ok: {result.tables} table(s), {result.rows:,} rows")
     return 0
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.tensors:
         return _inspect_tensors(args)
-    model = load(args.src, vocab=args.vocab)
+    model = api.load(args.src, vocab=args.vocab)
     if args.json:
         print(json.dumps(model.manifest(include_tokens=True), indent=2, ensure_ascii=False))
         return 0
@@ -187,29 +169,30 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 _PLURAL = {"user": "users", "item": "items", "category": "categories", "token": "tokens"}
+_ARTIFACTS = {"export": "a learner export (model + data processing)", "save": "learn.save weights (+ optimizer)",
+              "encoder": "a saved text encoder", "state-dict": "bare weights (a state dict)",
+              "embconv-output": "an embconv output"}
+_KINDS = {"collab-dot": "collaborative filtering, dot product", "collab-nn": "collaborative filtering, neural net",
+          "tabular": "tabular", "text-lm": "text language model", "text-classifier": "text classifier",
+          "unknown": "unknown"}
 
 
 def format_model(model: EmbeddingModel, rows: int = 4) -> str:
     """What a person needs to know about a model, without knowing what a state dict is."""
     src = model.source
     out = [f"file:       {src.path} ({src.size:,} bytes, {src.container})"]
-    made_by = {"fastai-0.7": "fastai 0.7", "fastai-1": "fastai 1.x", "fastai2-preview": "the fastai2 preview",
-               "fastai-2": "fastai 2.x", "unknown": "unknown (not stated in the file)"}[src.generation]
-    what = {"export": "a learner export (model + data processing)", "save": "learn.save weights (+ optimizer)",
-            "encoder": "a saved text encoder", "state-dict": "bare weights (a state dict)",
-            "embconv-output": "an embconv output"}[src.artifact]
+    made_by = api.generation_label(src.generation)
+    what = _ARTIFACTS.get(src.artifact, src.artifact)
     out.append(f"written by: {made_by}; {what}")
     if src.model_class:
         out.append(f"model:      {src.model_class}")
-    kind = {"collab-dot": "collaborative filtering, dot product", "collab-nn": "collaborative filtering, neural net",
-            "tabular": "tabular", "text-lm": "text language model", "text-classifier": "text classifier",
-            "unknown": "unknown"}[model.model.kind]
+    kind = _KINDS.get(model.model.kind, model.model.kind)
     yr = f"; predictions scaled to {list(model.model.y_range)}" if model.model.y_range else ""
     out.append(f"kind:       {kind}{yr}")
     out.append(f"tables:     {len(model.tables)}")
     for t in model.tables.values():
         out.append("")
-        out.append(f"  {t.name}  ({_PLURAL[t.role]}): {t.rows:,} rows × {t.dim} numbers, stored as {t.source_dtype}")
+        out.append(f"  {t.name}  ({_PLURAL.get(t.role, t.role)}): {t.rows:,} rows × {t.dim} numbers, stored as {t.source_dtype}")
         keys = t.weight_key + (f" (also {', '.join(t.tied_keys)})" if t.tied_keys else "")
         out.append(f"    from:       {keys}" + (f", bias {t.bias_key}" if t.bias_key else ""))
         if t.vocab is None:
@@ -234,27 +217,20 @@ def format_model(model: EmbeddingModel, rows: int = 4) -> str:
 
 
 def _inspect_tensors(args: argparse.Namespace) -> int:
-    with open_model_file(args.src) as mf:
-        tensors = list(mf.tensors())
-        if args.json:
-            print(json.dumps({
-                "path": mf.path,
-                "size": mf.size,
-                "container": mf.container,
-                "top_level": describe(mf.root),
-                "tensors": [{"path": p, "shape": list(t.shape), "dtype": t.dtype.name} for p, t in tensors],
-                "warnings": mf.warnings,
-            }, indent=2))
-            return 0
-        print(f"file:      {mf.path} ({mf.size:,} bytes)")
-        print(f"container: {mf.container}")
-        print(f"top level: {describe(mf.root)}")
-        print(f"tensors:   {len(tensors)}")
-        width = max((len(p) for p, _ in tensors), default=0)
-        for p, t in tensors:
-            print(f"  {p:<{width}}  {t.dtype.name:<8} {list(t.shape)}")
-        for w in mf.warnings:
-            print(f"warning:   {w}")
+    listing = api.inspect_tensors(args.src)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    tensors = listing["tensors"]
+    print(f"file:      {listing['path']} ({listing['size']:,} bytes)")
+    print(f"container: {listing['container']}")
+    print(f"top level: {listing['top_level']}")
+    print(f"tensors:   {len(tensors)}")
+    width = max((len(t["path"]) for t in tensors), default=0)
+    for t in tensors:
+        print(f"  {t['path']:<{width}}  {t['dtype']:<8} {t['shape']}")
+    for w in listing["warnings"]:
+        print(f"warning:   {w}")
     return 0
 
 

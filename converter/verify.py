@@ -1,14 +1,22 @@
-"""Prove that an output holds exactly what the model holds (exit 4 when it does not)."""
+"""Prove that an output holds exactly what the model holds (exit 4 when it does not).
+
+The one home of verification: a format hands over what its files hold (``Format.read`` and
+``Format.holds``), and this module compares. ``verify_models`` compares two models;
+``verify_output`` an output file with the model it was written from."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
+from .chunks import CHUNK_BYTES, chunk_rows, output_dtype
 from .errors import VerificationError
 from .ir import EmbeddingModel, EmbeddingTable
 from .lazy import encoded
 from .mapped import release
-from .writers._common import CHUNK_BYTES, chunk_rows, output_dtype
+from .writers import sniff
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -27,7 +35,7 @@ def _first_bad_row(exp: np.ndarray, act: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, where: str) -> None:
+def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, where: str | None) -> None:
     """Compare one table chunk by chunk: only a chunk of each side is materialised at a time
     and the mapped pages of both are released after it, so memory stays bounded."""
     name = e.name
@@ -76,9 +84,9 @@ def _compare_table(e: EmbeddingTable, a: EmbeddingTable, dtype: np.dtype, where:
         stop = min(exp_rows, start + vstep)
         # Compared as UTF-8 bytes + offsets (equal exactly when the strings are): a packed
         # vocabulary (sidecar, safetensors read-back) is then never decoded.
-        eb, eo = encoded(e.vocab.strings, start, stop)
-        ab, ao = encoded(a.vocab.strings, start, stop)
-        if eb == ab and np.array_equal(eo, ao):
+        e_bytes, e_offsets = encoded(e.vocab.strings, start, stop)
+        a_bytes, a_offsets = encoded(a.vocab.strings, start, stop)
+        if e_bytes == a_bytes and np.array_equal(e_offsets, a_offsets):
             continue
         es = list(e.vocab.strings[start:stop])
         got = list(a.vocab.strings[start:stop])
@@ -106,5 +114,26 @@ def verify_models(expected: EmbeddingModel, actual: EmbeddingModel, *, dtype: st
     if actual.model.kind != expected.model.kind:
         raise VerificationError(f"model kind {actual.model.kind!r}, expected {expected.model.kind!r}", path=where)
     ey, ay = expected.model.y_range, actual.model.y_range
-    if (ey is None) != (ay is None) or (ey is not None and tuple(map(float, ey)) != tuple(map(float, ay))):
+    if (ey is None) != (ay is None) or (ey is not None and ay is not None
+                                        and tuple(map(float, ey)) != tuple(map(float, ay))):
         raise VerificationError(f"y_range {ay}, expected {ey}", path=where)
+
+
+def verify_output(path: str | os.PathLike, expected: EmbeddingModel, *, dtype: str | None = None) -> None:
+    """Prove that the output file ``path`` holds exactly what it should of ``expected`` (its
+    source): the tables it holds, as its format holds them with the options the file records;
+    ``dtype`` defaults to the one the file holds. VerificationError (exit 4) otherwise."""
+    p = Path(path)
+    fmt = sniff(p)
+    actual = fmt.read(p)
+    if fmt.one_table_per_file:
+        missing = [n for n in actual.tables if n not in expected.tables]
+        if missing:
+            raise VerificationError(f"holds table {missing[0]!r}, which the source does not have", path=str(p))
+        expected = expected.select(list(actual.tables))
+    if dtype is None:
+        dtype = str(next(iter(actual.tables.values())).weight_dtype)
+    verify_models(fmt.holds(expected, fmt.options_of(p)), actual, dtype=dtype)
+
+
+__all__ = ["verify_models", "verify_output"]

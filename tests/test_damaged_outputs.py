@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from converter.cli import main
-from converter.writers import save
+from converter.saving import save
 from tests._writer_models import collab_model
 
 

@@ -24,7 +24,9 @@ from converter.errors import OutputError, UnreadableInputError, VerificationErro
 from converter.ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from converter.lazy import InMemory, PackedStrings, encoded
 from converter.loaders.text_lines import TextLines
-from converter.writers import read_output, save, verify_output
+from converter.saving import save
+from converter.verify import verify_output
+from converter.writers import read_output
 from converter.writers import safetensors as st
 from tests._writer_models import TRICKY_TOKENS, source
 

@@ -11,11 +11,14 @@ import pytest
 
 import converter.writers.safetensors as st
 from converter import mapped
+from converter.chunks import output_dtype, weight_chunks
 from converter.errors import UnreadableInputError
 from converter.ir import EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from converter.lazy import ChunkedStrings
 from converter.pickle.tensors import DTYPES, StorageRef, TensorRef
-from converter.writers import _common, _floatfmt, read_output, save, verify_output
+from converter.saving import save
+from converter.verify import verify_output
+from converter.writers import _floatfmt, read_output
 from converter.writers import word2vec as w2v
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 
@@ -64,8 +67,8 @@ def _mapped_table(tmp_path, rows=5000, dim=24, dtype=np.float32):
 @pytest.mark.parametrize("out", ["float32", "float16", "float64"])
 def test_weight_chunks_identical_to_whole_table(tmp_path, dtype, out):
     t, w, _keep = _mapped_table(tmp_path, dtype=dtype)
-    odt = _common.output_dtype(out)
-    chunks = list(_common.weight_chunks(t, odt, budget=4096))
+    odt = output_dtype(out)
+    chunks = list(weight_chunks(t, odt, budget=4096))
     assert len(chunks) > 10
     assert [s for s, _ in chunks] == list(range(0, t.rows, chunks[1][0]))
     got = b"".join(c.tobytes() for _, c in chunks)

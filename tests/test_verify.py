@@ -10,8 +10,9 @@ import pytest
 from converter.errors import VerificationError
 from converter.ir import Vocabulary
 from converter.lazy import InMemory
-from converter.verify import verify_models
-from converter.writers import read_output, save, verify_output
+from converter.saving import save
+from converter.verify import verify_models, verify_output
+from converter.writers import read_output
 from tests._writer_models import collab_model, tricky_model
 
 

@@ -7,7 +7,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from converter.writers import read_output, save, verify_output
+from converter.saving import save
+from converter.verify import verify_output
+from converter.writers import read_output
 from tests._writer_models import TRICKY_TOKENS, collab_model, tricky_model
 
 

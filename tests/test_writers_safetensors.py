@@ -12,7 +12,8 @@ from safetensors.numpy import load_file
 
 from converter.errors import OutputError
 from converter.lazy import InMemory
-from converter.writers import read_output, save
+from converter.saving import save
+from converter.writers import read_output
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 
 

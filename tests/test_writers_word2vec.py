@@ -9,7 +9,9 @@ import pytest
 from gensim.models import KeyedVectors
 
 from converter.errors import OutputError, UsageError, VerificationError
-from converter.writers import read_output, save, verify_output
+from converter.saving import save
+from converter.verify import verify_output
+from converter.writers import read_output
 from converter.writers.tokens import escape, unescape, unique_keys
 from tests._writer_models import TRICKY_TOKENS, model, table, tricky_model
 

@@ -1,62 +1,17 @@
-"""Helpers shared by the writers: output dtypes, row chunking, progress, manifests of outputs."""
+"""Helpers shared by the writers: streaming a weight into a file, progress, manifests of outputs read back."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import UnreadableInputError, UsageError
+from ..chunks import weight_chunks
+from ..errors import UnreadableInputError
 from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, model_from_manifest
-from ..mapped import release
-
-#: ``progress(done, total)``: rows written so far over rows to write (all tables of one save).
-Progress = Callable[[int, int], None]
-
-#: Output dtypes a writer may be asked for (little-endian on disk).
-OUTPUT_DTYPES: dict[str, np.dtype] = {
-    "float32": np.dtype("<f4"),
-    "float16": np.dtype("<f2"),
-    "float64": np.dtype("<f8"),
-}
-
-CHUNK_BYTES = 16 << 20
-
-
-def output_dtype(dtype: str) -> np.dtype:
-    """The numpy dtype for an output dtype name (UsageError for anything else)."""
-    try:
-        return OUTPUT_DTYPES[dtype]
-    except KeyError:
-        raise UsageError(f"unsupported output dtype {dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}") from None
-
-
-def convert(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``array`` as C-contiguous little-endian ``dtype`` (no copy when it already is)."""
-    return np.ascontiguousarray(array, dtype=dtype)
-
-
-def chunk_rows(dim: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
-    """How many rows of ``dim`` values fit a chunk of about ``budget`` bytes (at least 1)."""
-    return max(1, budget // max(1, dim * itemsize))
-
-
-def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, converted rows) of a table's weight, chunk by chunk: only one chunk of the
-    source is read (and converted) at a time, and its mapped pages are released after use, so
-    memory stays bounded whatever the table's size."""
-    itemsize = max(dtype.itemsize, table.weight_itemsize)
-    step = chunk_rows(table.dim, itemsize, budget)
-    for start in range(0, table.rows, step):
-        src = table.weight_rows(start, start + step)
-        out = convert(src, dtype)
-        yield start, out
-        release(src)
-        if out is not src:
-            del out
+from .registry import Progress
 
 
 def write_weight(f: BinaryIO, table: EmbeddingTable, dtype: np.dtype, counter: ProgressCounter | None = None) -> int:
@@ -71,7 +26,7 @@ def write_weight(f: BinaryIO, table: EmbeddingTable, dtype: np.dtype, counter: P
             return copied
     n = 0
     for _start, chunk in weight_chunks(table, dtype):
-        f.write(memoryview(chunk).cast("B"))
+        f.write(chunk.data.cast("B"))
         n += chunk.nbytes
         if counter is not None:
             counter.add(len(chunk))
@@ -113,23 +68,6 @@ def _copy_span(f: BinaryIO, span: tuple[str, int, int, tuple[int, ...]], row_byt
         return None
     f.seek(pos + nbytes)
     return nbytes
-
-
-def bias_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """A table's bias (rows,) converted to ``dtype``, chunk by chunk (see :func:`weight_chunks`)."""
-    if table.bias_source is None:
-        return
-    b = table.bias
-    step = max(1, budget // 8)
-    for start in range(0, len(b), step):
-        src = b[start : start + step]
-        yield convert(src, dtype)
-        release(src)
-
-
-def bias_array(table: EmbeddingTable, dtype: np.dtype) -> np.ndarray | None:
-    b = table.bias
-    return None if b is None else convert(b, dtype)
 
 
 class ProgressCounter:

@@ -34,9 +34,11 @@ slice of its row, with the checked reprs in place of the sentinels.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import ModuleType
 
 import numpy as np
 
+orjson: ModuleType | None
 try:  # the fast path (see the module docstring)
     import orjson
 except ImportError:  # pragma: no cover - orjson is a declared dependency
@@ -194,6 +196,8 @@ def _orjson_lines(prefixes: list[bytes], block: np.ndarray) -> bytes | None:
     n, dim = block.shape
     if len(prefixes) != n:  # (the sentinels' reprs are put among the keys below)
         raise ValueError(f"{len(prefixes)} keys for {n} rows")
+    if orjson is None:
+        return None
     odd = _odd_mask(block)
     idx = np.flatnonzero(odd)
     if idx.size:

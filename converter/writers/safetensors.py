@@ -47,21 +47,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..chunks import bias_chunks, output_dtype
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel
+from ..ir import EmbeddingModel, EmbeddingTable
 from ..lazy import InMemory, PackedStrings, encoded
-from ._common import (
-    ProgressCounter,
-    bias_chunks,
-    check_manifest,
-    model_from_output,
-    output_dtype,
-    release,
-    write_weight,
-)
+from ..mapped import release
+from ._common import ProgressCounter, check_manifest, model_from_output, write_weight
+from .registry import Format, LastStep, Progress, register
 
-FORMAT = "safetensors"
-SUFFIXES = (".safetensors",)
 MAX_HEADER = 100_000_000
 LAYOUT = "1"
 
@@ -179,14 +172,8 @@ class _Entry:
         self.write = write
 
 
-def _array_writer(array: np.ndarray) -> Callable[[BinaryIO], None]:
-    def write(f: BinaryIO) -> None:
-        f.write(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return write
-
-
-def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Any = None,
-          **_: Any) -> Callable[[], None] | None:
+def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Progress | None = None,
+          drop_unknown: bool = False, **options: Any) -> LastStep | None:
     """Write ``model`` to ``path`` in embconv safetensors layout 1 (see the module docstring).
     While the source's sha256 is still being computed, the header gets a stand-in and this
     returns the step that patches the real hash in; the caller runs it after verifying the
@@ -195,26 +182,31 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
     counter = ProgressCounter(sum(t.rows for t in model.tables.values()), progress)
     entries: list[_Entry] = []
     for t in model.tables.values():
-        entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim),
-                              lambda f, t=t: write_weight(f, t, out, counter)))
+        def write_w(f: BinaryIO, t: EmbeddingTable = t) -> None:
+            write_weight(f, t, out, counter)
+        entries.append(_Entry(f"{t.name}.weight", out, (t.rows, t.dim), write_w))
         if t.bias_source is not None:
-            if t.bias_source is not None and int(np.prod(t.bias_source.shape, dtype=np.int64)) != t.rows:
-                raise OutputError(f"table {t.name!r}: bias has {int(np.prod(t.bias_source.shape))} rows, "
-                                  f"weight {t.rows}", path=str(path))
+            bias_rows = int(np.prod(t.bias_source.shape, dtype=np.int64))
+            if bias_rows != t.rows:
+                raise OutputError(f"table {t.name!r}: bias has {bias_rows} rows, weight {t.rows}", path=str(path))
 
-            def write_bias(f: BinaryIO, t=t) -> None:
+            def write_bias(f: BinaryIO, t: EmbeddingTable = t) -> None:
                 for chunk in bias_chunks(t, out):
-                    f.write(memoryview(chunk).cast("B"))
+                    f.write(chunk.data.cast("B"))
             entries.append(_Entry(f"{t.name}.bias", out, (t.rows,), write_bias))
         if t.vocab is not None:
             if len(t.vocab) != t.rows:
                 raise OutputError(f"table {t.name!r}: vocabulary has {len(t.vocab)} tokens, weight {t.rows} rows",
                                   path=str(path))
             strings = t.vocab.strings
-            entries.append(_Entry(f"{t.name}.vocab.utf8", np.dtype("u1"), (vocab_nbytes(strings),),
-                                  lambda f, s=strings: write_vocab_utf8(f, s)))
-            entries.append(_Entry(f"{t.name}.vocab.offsets", np.dtype("<i8"), (len(strings) + 1,),
-                                  lambda f, s=strings: write_vocab_offsets(f, s)))
+
+            def write_utf8(f: BinaryIO, s: Sequence[str] = strings) -> None:
+                write_vocab_utf8(f, s)
+
+            def write_offsets(f: BinaryIO, s: Sequence[str] = strings) -> None:
+                write_vocab_offsets(f, s)
+            entries.append(_Entry(f"{t.name}.vocab.utf8", np.dtype("u1"), (vocab_nbytes(strings),), write_utf8))
+            entries.append(_Entry(f"{t.name}.vocab.offsets", np.dtype("<i8"), (len(strings) + 1,), write_offsets))
     entries.sort(key=lambda e: (-e.dtype.itemsize, e.name))
 
     # The source's sha256 is still being computed in the background (a GiB takes ~0.6 s): write
@@ -326,7 +318,7 @@ def read(path: Path) -> EmbeddingModel:
         manifest = _manifest_from_tensors(header, path)
     check_manifest(manifest, path)
     arrays: dict[str, tuple[Any, Any]] = {}
-    tokens: dict[str, list[str]] = {}
+    tokens: dict[str, Sequence[str]] = {}
     for t in manifest["tables"]:
         name = t["name"]
         try:
@@ -365,4 +357,13 @@ def _manifest_from_tensors(header: dict, path: Path) -> dict:
             "model": {"kind": "unknown", "y_range": None}, "tables": tables, "warnings": []}
 
 
-__all__ = ["FORMAT", "SUFFIXES", "decode_vocab", "encode_vocab", "read", "read_header", "sniff", "write"]
+FORMAT = register(Format(
+    name="safetensors",
+    suffixes=(".safetensors",),
+    sniff=sniff,
+    write=write,
+    read=read,
+    load_hint="safetensors.numpy.load_file('{path}')  (vocabulary: README, 'safetensors')",
+))
+
+__all__ = ["FORMAT", "decode_vocab", "encode_vocab", "read", "read_header", "sniff", "write"]

@@ -37,12 +37,14 @@ from typing import Any
 
 import numpy as np
 
+from ..chunks import output_dtype, weight_chunks
 from ..errors import OutputError, UnreadableInputError, UsageError
 from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from ..lazy import ChunkedStrings, WithoutRow
 from . import tokens as tok
-from ._common import ProgressCounter, check_manifest, model_from_output, output_dtype, weight_chunks
+from ._common import ProgressCounter, check_manifest, model_from_output
 from ._floatfmt import iter_lines
+from .registry import Format, Progress, register
 
 TEXT = "word2vec-text"
 BINARY = "word2vec-binary"
@@ -75,8 +77,8 @@ class _Keys:
         else:  # row numbers: unique, nothing to escape
             strings = ChunkedStrings(t.rows, lambda a, b: [str(i) for i in range(a, b)])
             unk = None
-        self.dropped = [unk] if (drop_unknown and unk is not None) else []
-        self.strings = WithoutRow(strings, unk) if self.dropped else strings
+        self.dropped: list[int] = [unk] if (drop_unknown and unk is not None) else []
+        self.strings = WithoutRow(strings, self.dropped[0]) if self.dropped else strings
         self.rows = len(self.strings)
         self.renamed_keys = tok.renamed_keys(self.strings) if t.vocab is not None else {}
         # renamed rows as the source numbers them (the sidecar's "renamed_rows")
@@ -92,8 +94,8 @@ class _Keys:
         return [k.encode("utf-8") for k in keys]
 
 
-def write(model: EmbeddingModel, path: Path, *, binary: bool, dtype: str = "float32", drop_unknown: bool = False,
-          progress: Any = None, **_: Any) -> None:
+def write(model: EmbeddingModel, path: Path, *, binary: bool, dtype: str = "float32",
+          progress: Progress | None = None, drop_unknown: bool = False, **options: Any) -> None:
     """Write the single table of ``model`` to ``path`` and its sidecar ``path.manifest.json``.
     Rows stream from the source a chunk at a time; keys are encoded per chunk."""
     if dtype != "float32":
@@ -131,10 +133,43 @@ def write(model: EmbeddingModel, path: Path, *, binary: bool, dtype: str = "floa
     sidecar_path(path).write_text(json.dumps(side, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
-def sniff_text(head: bytes) -> bool:
+def _header_line(head: bytes) -> bool:
+    """True if ``head`` starts with a word2vec header line ``rows dim``."""
     line = head.split(b"\n", 1)[0]
     parts = line.split()
     return len(parts) == 2 and all(p.isdigit() for p in parts) and b"\n" in head
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_row_is_text(head: bytes) -> bool:
+    """True if the row after the header line is ``key v1 … v<dim>`` in decimal text."""
+    first, _, rest = head.partition(b"\n")
+    dim = int(first.split()[1])
+    sp = rest.find(b" ")
+    body = rest[sp + 1 :] if sp >= 0 else b""
+    line = body.split(b"\n", 1)[0]
+    try:
+        values = line.decode("utf-8").split(" ")
+    except UnicodeDecodeError:
+        return False
+    return len(values) == dim and all(_is_float(v) for v in values)
+
+
+def sniff_text(head: bytes) -> bool:
+    """True if ``head`` (the first bytes of a file) looks like a word2vec text file."""
+    return _header_line(head) and _first_row_is_text(head)
+
+
+def sniff_binary(head: bytes) -> bool:
+    """True if ``head`` looks like a word2vec binary file: the header line, then no text row."""
+    return _header_line(head) and not _first_row_is_text(head)
 
 
 def holds(model: EmbeddingModel, opts: dict) -> EmbeddingModel:
@@ -250,6 +285,11 @@ class _LazyRows:
         self.key_ends = key_ends  # binary: offset of the space after each key
         self.unterminated = False  # text: the last line has no newline
 
+    def _binary_key_ends(self) -> np.ndarray:
+        if self.key_ends is None:
+            raise TypeError("a text file's rows have no key ends")
+        return self.key_ends
+
     def _bytes(self, start: int, stop: int) -> tuple[bytes, int]:
         lo, hi = int(self.starts[start]), int(self.starts[stop])
         with open(self.path, "rb") as f:
@@ -282,8 +322,8 @@ class _LazyRows:
             return out
         if self.binary:
             data, lo = self._bytes(start, stop)
-            s, e = self.starts[start:stop] - lo, self.key_ends[start:stop] - lo
-            return [data[a:b].decode("utf-8").lstrip("\n") for a, b in zip(s.tolist(), e.tolist())]
+            begins, ends = self.starts[start:stop] - lo, self._binary_key_ends()[start:stop] - lo
+            return [data[a:b].decode("utf-8").lstrip("\n") for a, b in zip(begins.tolist(), ends.tolist())]
         data, lo = self._bytes(start, stop)
         if data[-1:] != b"\n" or np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10) != stop - start:
             self.lines(start, stop, data)  # raises: the lines are not where the index says
@@ -312,7 +352,7 @@ class _LazyRows:
         dim = self.dim
         if self.binary:
             data, lo = self._bytes(start, stop)
-            offs = (self.key_ends[start:stop] + 1 - lo).tolist()
+            offs = (self._binary_key_ends()[start:stop] + 1 - lo).tolist()
             w = 4 * dim
             return np.frombuffer(b"".join(data[o : o + w] for o in offs), dtype="<f4").reshape(-1, dim).copy()
         data, lo = self._bytes(start, stop)
@@ -400,7 +440,7 @@ def _index_binary(path: Path) -> _LazyRows:
     return _LazyRows(path, True, n, dim, starts, key_ends)
 
 
-def read(path: Path, binary: bool) -> EmbeddingModel:
+def read(path: Path, *, binary: bool) -> EmbeddingModel:
     """Read a word2vec file (and its sidecar, where there is one) into a one-table model. The
     weights and keys stay in the file and are parsed on demand, chunk by chunk."""
     try:
@@ -460,3 +500,52 @@ def read(path: Path, binary: bool) -> EmbeddingModel:
     if info.get("row_labels"):
         tmeta["vocab"] = None
     return model_from_output(manifest, {name: (lazy, None)}, toks, path, container, what="sidecar manifest")
+
+
+def _write_text(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Progress | None = None,
+                drop_unknown: bool = False, **options: Any) -> None:
+    write(model, path, binary=False, dtype=dtype, progress=progress, drop_unknown=drop_unknown, **options)
+
+
+def _write_binary(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Progress | None = None,
+                  drop_unknown: bool = False, **options: Any) -> None:
+    write(model, path, binary=True, dtype=dtype, progress=progress, drop_unknown=drop_unknown, **options)
+
+
+def _read_text(path: Path) -> EmbeddingModel:
+    return read(path, binary=False)
+
+
+def _read_binary(path: Path) -> EmbeddingModel:
+    return read(path, binary=True)
+
+
+def extra_files(model: EmbeddingModel, path: Path, options: dict) -> list[Path]:
+    """The sidecar manifest written beside every word2vec file."""
+    return [sidecar_path(path)]
+
+
+TEXT_FORMAT = register(Format(
+    name=TEXT,
+    suffixes=(".vec", ".txt"),
+    sniff=sniff_text,
+    write=_write_text,
+    read=_read_text,
+    holds=holds,
+    options_of=options_of,
+    one_table_per_file=True,
+    extra_files=extra_files,
+    load_hint="gensim.models.KeyedVectors.load_word2vec_format('{path}')",
+))
+BINARY_FORMAT = register(Format(
+    name=BINARY,
+    suffixes=(".bin",),
+    sniff=sniff_binary,
+    write=_write_binary,
+    read=_read_binary,
+    holds=holds,
+    options_of=options_of,
+    one_table_per_file=True,
+    extra_files=extra_files,
+    load_hint="gensim.models.KeyedVectors.load_word2vec_format('{path}', binary=True)",
+))

@@ -126,7 +126,7 @@ def _stage_load(path: str, out: Outcome) -> None:
         for t in model.tables.values():
             t.weight  # noqa: B018 - materialise
             t.bias  # noqa: B018
-        out.model_warnings = list(model.warnings)
+        out.model_warnings = [w.message for w in model.warnings]
         out.n_tables = len(model.tables)
     except EmbconvError as e:
         out.load_code, out.load_message = _code(e), str(e)
@@ -172,9 +172,9 @@ def check_file(path: str | os.PathLike, *, timeout: float = TIMEOUT, stages: str
 
 def _looks_like_output(path: str) -> bool:
     """converter.load() reads embconv outputs too: damage can make a file look like one."""
-    from converter.api import _is_output
+    from converter.api import is_output
 
-    return _is_output(path)
+    return is_output(path)
 
 
 def forbidden_imports(before: set[str]) -> list[str]:

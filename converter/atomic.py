@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import OutputError
+from .errors import OutputError
 
 
 def check_destinations(paths: Iterable[Path], force: bool) -> None:

@@ -1,0 +1,74 @@
+"""Output dtypes and row chunks: what writers and verification share (neither owns it).
+
+A table is never materialised whole: writers stream it and verification compares it a chunk of
+about :data:`CHUNK_BYTES` at a time, so memory stays bounded whatever the table's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import UsageError
+from .ir import EmbeddingTable
+from .mapped import release
+
+#: Output dtypes a writer may be asked for (little-endian on disk).
+OUTPUT_DTYPES: dict[str, np.dtype] = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "float64": np.dtype("<f8"),
+}
+
+CHUNK_BYTES = 16 << 20
+
+
+def output_dtype(dtype: str) -> np.dtype:
+    """The numpy dtype for an output dtype name (UsageError for anything else)."""
+    try:
+        return OUTPUT_DTYPES[dtype]
+    except KeyError:
+        raise UsageError(f"unsupported output dtype {dtype!r}; choose one of {', '.join(OUTPUT_DTYPES)}") from None
+
+
+def convert(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``array`` as C-contiguous little-endian ``dtype`` (no copy when it already is)."""
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def chunk_rows(dim: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
+    """How many rows of ``dim`` values fit a chunk of about ``budget`` bytes (at least 1)."""
+    return max(1, budget // max(1, dim * itemsize))
+
+
+def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, converted rows) of a table's weight, chunk by chunk: only one chunk of the
+    source is read (and converted) at a time, and its mapped pages are released after use, so
+    memory stays bounded whatever the table's size."""
+    itemsize = max(dtype.itemsize, table.weight_itemsize)
+    step = chunk_rows(table.dim, itemsize, budget)
+    for start in range(0, table.rows, step):
+        src = table.weight_rows(start, start + step)
+        out = convert(src, dtype)
+        yield start, out
+        release(src)
+        if out is not src:
+            del out
+
+
+def bias_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """A table's bias (rows,) converted to ``dtype``, chunk by chunk (see :func:`weight_chunks`)."""
+    if table.bias_source is None:
+        return
+    b = table.bias
+    if b is None:
+        return
+    step = max(1, budget // 8)
+    for start in range(0, len(b), step):
+        src = b[start : start + step]
+        yield convert(src, dtype)
+        release(src)
+
+
+__all__ = ["CHUNK_BYTES", "OUTPUT_DTYPES", "bias_chunks", "chunk_rows", "convert", "output_dtype", "weight_chunks"]

@@ -1,0 +1,72 @@
+"""Saving a model: the pipeline around a format's writer.
+
+``save(model, path)`` picks the format from the extension (or ``format=``), plans the files
+(one per table for word2vec), writes every file into a private staging folder beside the
+destination (atomic.py), reads each back and compares it with the model (``verify``,
+converter/verify.py), runs the writer's last step (safetensors patches in the source's sha256)
+and then moves the files into place.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .atomic import Staging
+from .errors import OutputError, UsageError
+from .ir import EmbeddingModel
+from .verify import verify_models
+from .writers import Progress, format_for, plan
+
+
+def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = None, *, force: bool = False,
+         dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
+         verify: bool = True, **options: Any) -> list[Path]:
+    """Write ``model`` to ``path`` atomically; return every file written (model files first).
+
+    ``dtype``: output float type (``float32``; ``float16``/``float64`` for safetensors and ONNX).
+    ``drop_unknown``: word2vec only, leave out the unknown (``#na#``) row. ``progress(done, total)``
+    is called with rows written. ``verify`` reads every file back and compares it with ``model``
+    (VerificationError, exit 4) before anything is moved into place. ``options`` go to the
+    writer (e.g. ``external_data=True`` for ONNX). Raises OutputError (exit 5) when a
+    destination exists and ``force`` is False or the files cannot be written."""
+    fmt = format_for(path, format)
+    if drop_unknown and not fmt.one_table_per_file:
+        raise UsageError("drop_unknown applies to word2vec outputs only")
+    opts = dict(options, dtype=dtype)
+    jobs = plan(model, path, fmt)
+    files: list[Path] = []
+    for sub, primary in jobs:
+        files.append(primary)
+        files.extend(fmt.extra_files(sub, primary, opts))
+    total = sum(t.rows for t in model.tables.values())
+    done_before = 0
+
+    def sub_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done_before + done, total)
+
+    with Staging(files, force) as staging:
+        try:
+            for sub, primary in jobs:
+                staged = staging.path(primary)
+                last_step = fmt.write(sub, staged, progress=sub_progress, drop_unknown=drop_unknown, **opts)
+                done_before += sum(t.rows for t in sub.tables.values())
+                for extra in fmt.extra_files(sub, primary, opts):
+                    if not staging.path(extra).exists():
+                        raise OutputError(f"the writer did not produce {extra.name}", path=str(primary))
+                staging.sync_in_background()  # the disk flushes while the CPU verifies
+                if verify:
+                    if fmt.check is not None:
+                        fmt.check(staged)
+                    verify_models(fmt.holds(sub, {"drop_unknown": drop_unknown}), fmt.read(staged), dtype=dtype)
+                if last_step is not None:
+                    last_step()
+                    staging.sync_in_background()  # again, for what the last step changed
+        except OSError as e:
+            raise OutputError(f"cannot write: {e.strerror or e}", path=str(path)) from e
+        return staging.commit()
+
+
+__all__ = ["Progress", "save"]
