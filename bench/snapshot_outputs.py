@@ -99,7 +99,7 @@ class Case:
         return self.vocab_args() + yr
 
 
-def _truths(folder: Path) -> dict[str, dict]:
+def _truths(folder: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for p in sorted(folder.glob("truth.*.json")):
         truth = json.loads(p.read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def _truths(folder: Path) -> dict[str, dict]:
     return out
 
 
-def _sidecar_files(folder: Path, truths: dict[str, dict]) -> set[str]:
+def _sidecar_files(folder: Path, truths: dict[str, dict[str, Any]]) -> set[str]:
     """Files of ``folder`` that label another file's rows (itos.pkl, CSVs), not models."""
     names = set()
     for truth in truths.values():
@@ -116,7 +116,7 @@ def _sidecar_files(folder: Path, truths: dict[str, dict]) -> set[str]:
     return {n for n in names if (folder / n).is_file()}
 
 
-def _model_files(folder: Path, truths: dict[str, dict]) -> list[Path]:
+def _model_files(folder: Path, truths: dict[str, dict[str, Any]]) -> list[Path]:
     """Every model in ``folder``: the files a truth describes, plus any other non-data file."""
     sidecars = _sidecar_files(folder, truths)
     found = {folder / f for f in truths if (folder / f).is_file()}
@@ -127,7 +127,7 @@ def _model_files(folder: Path, truths: dict[str, dict]) -> list[Path]:
     return sorted(found)
 
 
-def _y_range(truth: dict) -> tuple[float, float] | None:
+def _y_range(truth: dict[str, Any]) -> tuple[float, float] | None:
     yr = truth.get("y_range")
     return (float(yr[0]), float(yr[1])) if yr and truth.get("kind") == "collab-dot" else None
 
@@ -280,13 +280,15 @@ def child_env(code: Path, pycache: Path | None) -> dict[str, str]:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    code = resolve_code(args.code)
     outdir = Path(args.outdir).resolve()
     if outdir.exists() and any(outdir.iterdir()):
         if not (outdir / "meta.json").is_file():
             raise SystemExit(f"{outdir} exists, is not empty and is not a snapshot: refusing to replace it")
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    code = resolve_code(args.code)
+    # Marks the folder as a snapshot (so a re-run may replace it) that is not complete yet.
+    (outdir / "meta.json").write_text(json.dumps({"harness": HARNESS, "complete": False}) + "\n", encoding="utf-8")
     digest = tree_sha256(code / "converter")
     # A private copy, so that edits made to the tree while the snapshot runs cannot mix two states.
     copy = None if args.in_place else Path(tempfile.mkdtemp(prefix="embconv-snapshot-code-"))
@@ -335,8 +337,9 @@ def _snapshot(args: argparse.Namespace, outdir: Path, code: Path, run_from: Path
                 if c["exit_code"] != 0:
                     failures.append(f"  {log['case']} {c['id']}: exit {c['exit_code']}: {stderr_key(c['stderr'])}")
     seconds = time.perf_counter() - t0
-    meta = {"harness": HARNESS, "converter": str(code / "converter"), "converter_sha256": digest,
-            "version": version, "code": str(code), "code_run": str(run_from), "outdir": str(outdir), "fixtures": str(FIXTURES), "real_models": str(REAL_MODELS),
+    meta = {"harness": HARNESS, "complete": True, "converter": str(code / "converter"),
+            "converter_sha256": digest, "version": version, "code": str(code), "code_run": str(run_from),
+            "outdir": str(outdir), "fixtures": str(FIXTURES), "real_models": str(REAL_MODELS),
             "real_models_present": REAL_MODELS.is_dir(), "python": args.python, "jobs": args.jobs,
             "seconds": round(seconds, 1), "cases": [c.name for c in cases],
             "commands": len(cases) * len(case_commands(cases[0], outdir)) if cases else 0,
@@ -672,6 +675,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if ma.get("converter_sha256") and ma.get("converter_sha256") == mb.get("converter_sha256"):
         print("note: both snapshots were taken from identical converter code (same sha256)")
     for m, d in ((ma, da), (mb, db)):
+        if not m.get("complete", True):
+            print(f"warning: {d} is an unfinished snapshot")
+        if m.get("real_models_present") is False:
+            print(f"warning: {d} was taken without the real models ({m.get('real_models')} absent)")
         if m.get("harness", HARNESS) != HARNESS:
             print(f"warning: {d} was made by {m.get('harness')}, this is {HARNESS}")
     ca, cb = _case_dirs(da), _case_dirs(db)

@@ -29,7 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("src")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    c = sub.add_parser("convert", help="write the embedding tables as safetensors, ONNX or word2vec")
+    c = sub.add_parser("convert", help="write the embedding tables in one of the output formats (--to)")
     c.add_argument("src")
     c.add_argument("dst")
     c.add_argument("--to", choices=api.output_formats(), help="output format (default: from DST's extension)")

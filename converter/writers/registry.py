@@ -123,7 +123,7 @@ def sniff(path: str | os.PathLike) -> Format:
     for fmt in FORMATS.values():
         if fmt.sniff(head):
             return fmt
-    raise UnreadableInputError("not a safetensors, ONNX or word2vec file", path=str(p))
+    raise UnreadableInputError(f"not an embconv output (none of {', '.join(FORMATS)})", path=str(p))
 
 
 def read_output(path: str | os.PathLike) -> EmbeddingModel:
