@@ -16,7 +16,8 @@ first, then the venv's editable install), or ``--code DIR`` (the folder holding 
 Its ``converter/`` is copied to a private temporary folder first (``--in-place``: not), so that
 edits made during the snapshot cannot mix two states; the subprocesses run with that folder as cwd
 and first on PYTHONPATH, a probe checks that they import it, and ``meta.json`` records the package's
-path and a sha256 of its files. The model files, sidecars and the Python interpreter are
+path and a sha256 of its files (bytecode goes to ``$TMPDIR/embconv-snapshot-pycache``, never into a
+source tree). About 2 minutes on 2 cores (904 commands); ``-k SUBSTR`` runs only some cases. The model files, sidecars and the Python interpreter are
 the same for both snapshots: those of the tree this script lives in, and ``sys.executable``.
 
 Cases: each model file as it is (no options); v0.7 fixtures again with the sidecar vocabularies
@@ -361,8 +362,7 @@ class Normaliser:
     """Replaces one snapshot's folders and temporary names by placeholders, in every string."""
 
     _TEMP = [(re.compile(r"(\.[^/\s'\"]+?\.)[a-z0-9_]{8}\.embconv-tmp"), r"\1XXXXXXXX.embconv-tmp"),
-             (re.compile(r"/tmp/tmp[a-z0-9_]{8}"), "$TMPDIR"),
-             (re.compile(r"\b0x[0-9a-f]{6,16}\b"), "0xADDR")]
+             (re.compile(re.escape(tempfile.gettempdir()) + r"/tmp[a-z0-9_]{8}(?![\w.-])"), "$TMPDIR")]
 
     def __init__(self, meta: dict[str, Any]) -> None:
         wanted = {"outdir": "$OUT", "fixtures": "$FIXTURES", "real_models": "$REAL_MODELS", "code": "$CODE",
