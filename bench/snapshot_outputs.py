@@ -479,15 +479,22 @@ def safetensors_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Itera
     tb, mb = read_safetensors(b)
     if set(ta) != set(tb):
         yield f"tensor names: only before {sorted(set(ta) - set(tb))}, only after {sorted(set(tb) - set(ta))}"
-    for name in sorted(set(ta) & set(tb)):
-        (sda, dta, sha, ba), (sdb, dtb, shb, bb) = ta[name], tb[name]
-        if (sda, dta) != (sdb, dtb):
-            yield f"tensor {name}: dtype {sda}/{dta} != {sdb}/{dtb}"
-        if sha != shb:
-            yield f"tensor {name}: shape {list(sha)} != {list(shb)}"
-        if ba != bb:
-            yield f"tensor {name}: bytes differ ({_first_diff(ba, bb)})"
+    yield from _array_diffs("tensor", {n: ((sd, dt), sh, by) for n, (sd, dt, sh, by) in ta.items()},
+                            {n: ((sd, dt), sh, by) for n, (sd, dt, sh, by) in tb.items()}, sorted(set(ta) & set(tb)))
     yield from _props_diffs(ma, mb, na, nb, "__metadata__")
+
+
+def _array_diffs(kind: str, a: dict[str, tuple[Any, tuple[int, ...], bytes]], b: dict[str, tuple[Any, tuple[int, ...], bytes]],
+                 names: list[str]) -> Iterator[str]:
+    """Differences of the named arrays in ``names``, each given as (type, shape, bytes)."""
+    for name in names:
+        (type_a, shape_a, bytes_a), (type_b, shape_b, bytes_b) = a[name], b[name]
+        if type_a != type_b:
+            yield f"{kind} {name}: type {type_a} != {type_b}"
+        if shape_a != shape_b:
+            yield f"{kind} {name}: shape {list(shape_a)} != {list(shape_b)}"
+        if bytes_a != bytes_b:
+            yield f"{kind} {name}: bytes differ ({_first_diff(bytes_a, bytes_b)})"
 
 
 def _first_diff(a: bytes, b: bytes) -> str:
@@ -535,14 +542,9 @@ def onnx_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[str
         yield f"initializer names: only before {sorted(set(ia) - set(ib))}, only after {sorted(set(ib) - set(ia))}"
     elif oa["init_order"] != ob["init_order"]:
         yield "initializer order differs"
-    for name in [n for n in oa["init_order"] if n in ib]:
-        (dta, dima, npa, ba), (dtb, dimb, npb, bb) = ia[name], ib[name]
-        if (dta, npa) != (dtb, npb):
-            yield f"initializer {name}: type {dta}/{npa} != {dtb}/{npb}"
-        if dima != dimb:
-            yield f"initializer {name}: dims {list(dima)} != {list(dimb)}"
-        if ba != bb:
-            yield f"initializer {name}: bytes differ ({_first_diff(ba, bb)})"
+    yield from _array_diffs("initializer", {n: ((dt, np_), dims, by) for n, (dt, dims, np_, by) in ia.items()},
+                            {n: ((dt, np_), dims, by) for n, (dt, dims, np_, by) in ib.items()},
+                            [n for n in oa["init_order"] if n in ib])
     for part in ("inputs", "outputs"):
         if oa[part] != ob[part]:
             names_a, names_b = [n for n, _ in oa[part]], [n for n, _ in ob[part]]

@@ -4,7 +4,7 @@ a time, and views that leave one row out. Nothing here knows fastai or any outpu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,12 +49,6 @@ class ChunkedStrings(Sequence):
 
     def __len__(self) -> int:
         return self._n
-
-    @overload
-    def __getitem__(self, i: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> Any: ...
 
     def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):

@@ -17,9 +17,8 @@ from converter import api
 from converter.cli import format_model
 from converter.ir import GENERATIONS, ModelWarning
 from converter.loaders import generations
-from tests.test_writers_registry import _imports
+from tests._imports import PACKAGE, imports_of
 
-PACKAGE = Path(converter.__file__).parent
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "manifest.schema.json").read_text())
 V07_COLLAB = FIXTURES / "fastai07" / "collab.h5"
@@ -27,7 +26,7 @@ RATINGS = FIXTURES / "fastai07" / "ratings.csv"
 
 
 def test_the_cli_imports_nothing_but_the_front_door():
-    for module, names in _imports(PACKAGE / "cli.py"):
+    for module, names in imports_of(PACKAGE / "cli.py"):
         targets = [module] + [f"{module}.{n}" for n in names]
         for layer in ("converter.loaders", "converter.writers", "converter.pickle", "converter.saving",
                       "converter.verify"):

@@ -4,20 +4,16 @@ registry's public names); importing embconv never imports the onnx library."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import converter
 from converter.errors import UsageError
 from converter.saving import save
 from converter.writers import FORMATS, Format, format_for, format_names, register, sniff
+from tests._imports import PACKAGE, imports_of
 from tests._writer_models import collab_model
-
-PACKAGE = Path(converter.__file__).parent
 
 
 def test_every_format_is_registered_by_its_module_in_order():
@@ -51,30 +47,15 @@ def test_sniffing_tells_each_format_by_content(tmp_path, ext):
     assert sniff(renamed) is format_for(out)
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(module, names) of every import in a module, relative ones resolved against converter."""
-    rel = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = list(rel[:-1])
-    out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            out += [(a.name, []) for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join(base + ([node.module] if node.module else []))
-            out.append((module, [a.name for a in node.names]))
-    return out
-
-
 def test_writers_never_import_verification_or_saving():
     for path in sorted((PACKAGE / "writers").glob("*.py")):
-        for module, names in _imports(path):
+        for module, names in imports_of(path):
             targets = [module] + [f"{module}.{n}" for n in names]
             assert not any(t in ("converter.verify", "converter.saving") for t in targets), (path.name, module)
 
 
 def test_verify_uses_only_public_names_of_writers():
-    for module, names in _imports(PACKAGE / "verify.py"):
+    for module, names in imports_of(PACKAGE / "verify.py"):
         if module.startswith("converter.writers"):
             assert module == "converter.writers" and not any(n.startswith("_") for n in names), (module, names)
 

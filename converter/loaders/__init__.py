@@ -44,7 +44,7 @@ def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
 
 def _detect(mf: ModelFile) -> Detected:
     for generation in generations.registered():
-        det = generation.detect_export(mf.root) if generation.detect_export else None
+        det = generation.detect_export(mf.root)
         if det is not None:
             return det
     for detect in (state_dict.detect, state_dict.fallback):

@@ -78,9 +78,9 @@ def recognise(sd: OrderedDict[str, TensorRef]) -> Architecture:
     otherwise a guess at which 2-D weights are embeddings."""
     keys = Keys(sd)
     for generation in registered():
-        arch = generation.architectures(keys) if generation.architectures else None
+        arch = generation.architectures(keys)
         if arch is not None:
-            arch.generation_hint = first(lambda g: g.proves_keys is not None and g.proves_keys(keys))
+            arch.generation_hint = first(lambda g: g.proves_keys(keys))
             return arch
     return _unknown(sd)
 

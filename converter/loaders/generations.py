@@ -31,6 +31,7 @@ class Generation:
     * ``proves_keys(keys)``, ``proves_optimizer(opt)``, ``proves_torch(file)``: True when the
       key names, the ``learn.save`` optimizer state, or the torch that wrote the file (container,
       tensor-rebuild function) prove that this generation wrote it.
+      A generation leaves out what it does not know: the defaults find nothing and prove nothing.
     * ``column_vocab(values, role, source)``: a training-data column's values labelled the way
       this generation numbered them (``values`` typed as pandas reads a CSV, None for NaN).
     * ``unknown_text_token``: the token unknown words map to in its text vocabularies.
@@ -40,11 +41,11 @@ class Generation:
     name: str
     label: str
     column_vocab: Callable[[Sequence[Any], str, str], Vocabulary]
-    detect_export: Callable[[Any], Detected | None] | None = None
-    architectures: Callable[[Keys], Architecture | None] | None = None
-    proves_keys: Callable[[Keys], bool] | None = None
-    proves_optimizer: Callable[[dict], bool] | None = None
-    proves_torch: Callable[[ModelFile], bool] | None = None
+    detect_export: Callable[[Any], Detected | None] = lambda root: None
+    architectures: Callable[[Keys], Architecture | None] = lambda keys: None
+    proves_keys: Callable[[Keys], bool] = lambda keys: False
+    proves_optimizer: Callable[[dict], bool] = lambda opt: False
+    proves_torch: Callable[[ModelFile], bool] = lambda mf: False
     unknown_text_token: str | None = None
     no_vocab_hint: str = ""
     y_range_where: str = "only exports store it"

@@ -27,7 +27,7 @@ def detect(mf: ModelFile) -> Detected | None:
         opt = root.get("opt")
         generation = "unknown"
         if isinstance(opt, dict):
-            generation = first(lambda g: g.proves_optimizer is not None and g.proves_optimizer(opt)) or "unknown"
+            generation = first(lambda g: g.proves_optimizer(opt)) or "unknown"
         sd = OrderedDict(root["model"])
         det = Detected(generation, "save", sd)
         return _refine(det, mf)
@@ -42,8 +42,7 @@ def _refine(det: Detected, mf: ModelFile) -> Detected:
     if arch.is_encoder:
         det.artifact = "encoder"
     if det.generation == "unknown":
-        det.generation = (arch.generation_hint or first(lambda g: g.proves_torch is not None and g.proves_torch(mf))
-                          or "unknown")
+        det.generation = arch.generation_hint or first(lambda g: g.proves_torch(mf)) or "unknown"
     if det.generation == "unknown":
         det.notes.append(ModelWarning("unknown-generation",
                                       "a bare state dict does not say which fastai generation wrote it (v1 or v2)"))
