@@ -6,7 +6,6 @@ generation that trained the model built it), or an ``export.pkl`` of the same le
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -19,11 +18,9 @@ from ..pickle import open_model_file
 from . import generations
 from .generations import NA
 from .text_lines import TextLines
+from .training_data import column_values
 from .vocab_rules import text_vocab
 
-# pandas' default NA strings (read_csv na_values): these cells are NaN, not categories.
-PANDAS_NA = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
-                       "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 _PLACEHOLDER = re.compile(r"(cat|table)_\d+|user|item")
 
 
@@ -120,48 +117,9 @@ def _pickled(path: str, table: EmbeddingTable, model: EmbeddingModel, source: st
     raise UnreadableInputError(f"--vocab {path}: no vocabulary for {table.weight_key} in that file")
 
 
-# --- CSV columns, rebuilt per generation --------------------------------------------------------
-
-def _parse_column(values: list[str]) -> list[Any]:
-    """Cells typed the way pandas.read_csv would: NaN (None here), bool, int, float or str."""
-    cells = [None if v in PANDAS_NA else v for v in values]
-    present = [v for v in cells if v is not None]
-    if present and all(v in ("True", "False", "true", "false", "TRUE", "FALSE") for v in present):
-        if len(present) == len(cells):
-            return [v.lower() == "true" for v in present]
-        return [None if v is None else v.lower() == "true" for v in cells]  # object column with NaN
-    try:
-        ints = [None if v is None else int(v) for v in cells]
-        if all(v is not None for v in ints):
-            return ints
-        return [None if v is None else float(v) for v in ints]  # ints with NaN become float64
-    except ValueError:
-        pass
-    try:
-        return [None if v is None else float(v) for v in cells]
-    except ValueError:
-        return cells
-
-
-def read_csv_column(path: str, column: str) -> list[Any]:
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None or column not in header:
-                raise UsageError(f"{path}: no column {column!r} (columns: {', '.join(header or [])})")
-            i = header.index(column)
-            raw = [row[i] if i < len(row) else "" for row in reader]
-    except UnicodeDecodeError as e:
-        raise UnreadableInputError(f"{path}: not UTF-8 text ({e})") from None
-    except csv.Error as e:
-        raise UnreadableInputError(f"{path}: not a CSV file ({e})") from None
-    return _parse_column(raw)
-
-
 def column_vocab(path: str, column: str, table: EmbeddingTable, generation: str) -> Vocabulary:
     """A CSV column's values labelled the way ``generation`` (the one that trained the model)
     numbered them (each generation's ``column_vocab`` rule)."""
-    values = read_csv_column(path, column)
+    values = column_values(path, column)
     source = f"sidecar:{os.path.basename(path)}:{column} ({generation} rule)"
     return generations.get(generation).column_vocab(values, table.role, source)
