@@ -133,6 +133,37 @@ def inspect_tensors(path: str | os.PathLike) -> dict:
         }
 
 
+def similar(src: str | os.PathLike, token: Any, *, table: str | None = None, k: int = 10,
+            vocab: Any = None) -> tuple[str, list[tuple[Any, float]]]:
+    """The ``k`` rows most like ``token`` by cosine similarity: (the table searched, [(token,
+    similarity), …] best first; the unknown row and the token itself left out). Without
+    ``table`` the model's only table is searched, or the one table whose vocabulary has ``token``."""
+    model = load(src, vocab=vocab)
+    if table is not None:
+        if table not in model.tables:
+            raise UsageError(f"no table {table!r} in {src} (tables: {', '.join(model.tables)})")
+        chosen = model.tables[table]
+    else:
+        having = [t for t in model.tables.values() if t.vocab is not None and t.vocab.index(token) is not None]
+        if len(model.tables) == 1:
+            chosen = next(iter(model.tables.values()))
+        elif len(having) == 1:
+            chosen = having[0]
+        elif not having:
+            raise UsageError(f"{token!r} is in no table's vocabulary (tables: {', '.join(model.tables)})")
+        else:
+            raise UsageError(f"{token!r} is in several tables ({', '.join(t.name for t in having)}): pick one "
+                             "with --table")
+    if chosen.vocab is None:
+        raise UsageError(f"table {chosen.name!r} has no vocabulary: supply one with --vocab {chosen.name}=SPEC")
+    if not k > 0:
+        raise UsageError(f"-k wants a positive number, got {k}")
+    try:
+        return chosen.name, chosen.most_similar(token, k=k)
+    except KeyError:
+        raise UsageError(f"{token!r} is not in table {chosen.name!r}") from None
+
+
 def output_formats() -> list[str]:
     """The names of the output formats embconv writes (``--to``)."""
     return sorted(FORMATS)
@@ -149,4 +180,4 @@ def generation_label(name: str) -> str:
 
 
 __all__ = ["Verified", "convert", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
-           "output_formats", "read_output", "save", "scan", "set_y_range", "verify"]
+           "output_formats", "read_output", "save", "scan", "set_y_range", "similar", "verify"]

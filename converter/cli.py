@@ -54,6 +54,15 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="the same --vocab given to convert")
     v.add_argument("--y-range", type=_y_range, metavar="LO,HI", help="the same --y-range given to convert")
 
+    m = sub.add_parser("similar", help="the rows most like a token, by cosine similarity (the unknown row left out)")
+    m.add_argument("src")
+    m.add_argument("token")
+    m.add_argument("--table", metavar="NAME", help="the table to search (default: the one whose vocabulary has TOKEN)")
+    m.add_argument("-k", type=int, default=10, metavar="N", help="how many rows (default 10)")
+    m.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
+                   help="a vocabulary the file lacks (see inspect --help)")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+
     i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
     i.add_argument("--json", action="store_true", help="print the manifest (with tokens) as JSON")
@@ -157,6 +166,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_similar(args: argparse.Namespace) -> int:
+    table, rows = api.similar(args.src, args.token, table=args.table, k=args.k, vocab=args.vocab)
+    if args.json:
+        print(json.dumps({"table": table, "token": args.token,
+                          "similar": [{"token": str(t), "similarity": s} for t, s in rows]}, indent=2,
+                         ensure_ascii=False))
+        return 0
+    print(f"rows of {table} most like {args.token!r} (cosine):")
+    width = max((len(repr(str(t))) for t, _ in rows), default=0)
+    for t, sim in rows:
+        print(f"  {str(t)!r:<{width}}  {sim: .4f}")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.tensors:
         return _inspect_tensors(args)
@@ -250,9 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: inspect, convert, verify, scan")
+            raise UsageError("a command is required: inspect, convert, verify, scan, similar")
         handler: Any = {"scan": _cmd_scan, "inspect": _cmd_inspect, "convert": _cmd_convert,
-                        "verify": _cmd_verify}[args.command]
+                        "verify": _cmd_verify, "similar": _cmd_similar}[args.command]
         return handler(args)
     except EmbconvError as e:
         if debug:

@@ -211,6 +211,22 @@ class EmbeddingTable:
             i = self.vocab.unknown_index
         return self.weight[i]
 
+    def to_frame(self, vector: str = "columns") -> Any:
+        """This table as a pandas DataFrame indexed by the tokens' string forms: float32 columns
+        ``0 … dim-1`` (or, with ``vector="list"``, one column ``vector`` of float32 arrays), ``bias``
+        where there is one, ``is_unknown``. Needs the data extra (see ``converter.frames``)."""
+        from .frames import table_frame
+
+        return table_frame(self, vector=vector)
+
+    def most_similar(self, query: Any, k: int = 10) -> list[tuple[Any, float]]:
+        """The ``k`` rows nearest to ``query`` (a token, or a vector of ``dim`` numbers) by cosine:
+        ``[(token string form, similarity), …]`` best first, the unknown row and the query's own
+        row left out (see ``converter.similarity``)."""
+        from .similarity import most_similar
+
+        return most_similar(self, query, k)
+
     def to_json(self, include_tokens: bool = True) -> dict:
         return {
             "name": self.name,
@@ -353,6 +369,12 @@ class EmbeddingModel:
 
     def manifest_json(self, include_tokens: bool = True, *, sha256: str | None = None) -> str:
         return json.dumps(self.manifest(include_tokens, sha256=sha256), ensure_ascii=False, allow_nan=False)
+
+    def to_frames(self, vector: str = "columns") -> dict[str, Any]:
+        """Every table as a pandas DataFrame (``EmbeddingTable.to_frame``), by table name."""
+        from .frames import model_frames
+
+        return model_frames(self, vector=vector)
 
     def select(self, names: Iterable[str]) -> EmbeddingModel:
         """A model with only the named tables (KeyError naming the missing one)."""
