@@ -3,7 +3,20 @@ without fastai or torch."""
 
 from __future__ import annotations
 
-from .api import Verified, convert, inspect_tensors, is_output, load, read_output, save, scan, verify
+from .api import (
+    Verified,
+    convert,
+    encode,
+    encode_file,
+    inspect_tensors,
+    is_output,
+    load,
+    read_output,
+    save,
+    scan,
+    similar,
+    verify,
+)
 from .errors import (
     EmbconvError,
     OutputError,
@@ -21,6 +34,6 @@ __version__ = "0.1.0"
 __all__ = [
     "EmbconvError", "EmbeddingModel", "EmbeddingTable", "ModelWarning", "OutputError", "ResourceLimitError",
     "UnreadableInputError", "UnsafeInputError", "UsageError", "VerificationError", "Verified", "Vocabulary",
-    "__version__", "convert", "inspect_tensors", "is_output", "load", "open_model_file", "read_output", "save",
-    "scan", "verify",
+    "__version__", "convert", "encode", "encode_file", "inspect_tensors", "is_output", "load", "open_model_file", "read_output", "save",
+    "scan", "similar", "verify",
 ]

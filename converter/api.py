@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UnreadableInputError, UsageError
+from .errors import OutputError, UnreadableInputError, UsageError
 from .hashing import hash_in_background
 from .ir import EmbeddingModel
 from .loaders import generations
@@ -164,6 +164,36 @@ def similar(src: str | os.PathLike, token: Any, *, table: str | None = None, k: 
         raise UsageError(f"{token!r} is not in table {chosen.name!r}") from None
 
 
+def encode(model: EmbeddingModel | str | os.PathLike, df: Any, columns: Any = None) -> Any:
+    """``df`` (a pandas DataFrame) with each categorical column that has a table replaced by its
+    vectors (``<col>_0 … <col>_{d-1}``), every value mapped as the fastai generation that trained
+    the model maps it at inference (unseen and NaN → the ``#na#`` row; FillMissing's ``_na``
+    columns rebuilt). ``model`` is an EmbeddingModel or a path to load; ``columns`` restricts or
+    maps tables to columns (``{"cat_0": "city"}``). Needs the data extra."""
+    from .encoding import encode as encode_frame
+
+    return encode_frame(model if isinstance(model, EmbeddingModel) else load(model), df, columns)
+
+
+def encode_file(src: EmbeddingModel | str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
+                columns: Any = None, vocab: Any = None, force: bool = False, batch_rows: int | None = None) -> Any:
+    """Stream the dataset ``data`` (CSV or Parquet) into ``out`` (CSV or Parquet) with its
+    categorical columns replaced by their vectors, as ``encode`` does, in bounded memory; returns
+    the report (rows, and per column the unseen and missing values). An existing ``out`` needs
+    ``force``; ``out`` may never be ``data`` itself."""
+    from .encoding import DEFAULT_BATCH_ROWS
+    from .encoding import encode_file as encode_stream
+
+    out_path = Path(out)
+    if out_path.exists():
+        if Path(data).exists() and os.path.samefile(data, out_path):
+            raise OutputError("is the dataset being encoded: choose another OUT", path=str(out))
+        if not force:
+            raise OutputError("exists: use --force to replace it", path=str(out))
+    model = src if isinstance(src, EmbeddingModel) else load(src, vocab=vocab)
+    return encode_stream(model, data, out_path, columns=columns, batch_rows=batch_rows or DEFAULT_BATCH_ROWS)
+
+
 def output_formats() -> list[str]:
     """The names of the output formats embconv writes (``--to``)."""
     return sorted(FORMATS)
@@ -179,5 +209,5 @@ def generation_label(name: str) -> str:
     return generations.get(name).label
 
 
-__all__ = ["Verified", "convert", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
+__all__ = ["Verified", "convert", "encode", "encode_file", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
            "output_formats", "read_output", "save", "scan", "set_y_range", "similar", "verify"]

@@ -63,6 +63,17 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="a vocabulary the file lacks (see inspect --help)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
 
+    e = sub.add_parser("encode", help="a dataset's categorical columns → their vectors, as fastai maps them")
+    e.add_argument("src")
+    e.add_argument("data", help="the dataset: CSV (read as pandas reads it) or Parquet")
+    e.add_argument("out", help="the encoded dataset: .csv or .parquet")
+    e.add_argument("--columns", metavar="COL,…", help="only these tables / columns (TABLE=COL maps a table to a column)")
+    e.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
+                   help="a vocabulary the file lacks (see inspect --help)")
+    e.add_argument("--force", action="store_true", help="replace an existing OUT")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument("-q", "--quiet", action="store_true", help="no summary")
+
     i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
     i.add_argument("--json", action="store_true", help="print the manifest (with tokens) as JSON")
@@ -180,6 +191,21 @@ def _cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_encode(args: argparse.Namespace) -> int:
+    report = api.encode_file(args.src, args.data, args.out, columns=args.columns, vocab=args.vocab, force=args.force)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        return 0
+    if not args.quiet:
+        print(f"encoded: {report.rows:,} rows of {args.data} → {args.out}")
+        for c in report.columns:
+            cols = f"{c.outputs[0]} … {c.outputs[-1]}" if c.outputs else "-"
+            print(f"  {c.column} → {cols} ({c.dim} numbers): {c.unseen:,} unseen, {c.missing:,} missing")
+        for w in report.warnings:
+            print(f"warning: {w}")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.tensors:
         return _inspect_tensors(args)
@@ -273,9 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise UsageError("a command is required: inspect, convert, verify, scan, similar")
+            raise UsageError("a command is required: inspect, convert, verify, scan, similar, encode")
         handler: Any = {"scan": _cmd_scan, "inspect": _cmd_inspect, "convert": _cmd_convert,
-                        "verify": _cmd_verify, "similar": _cmd_similar}[args.command]
+                        "verify": _cmd_verify, "similar": _cmd_similar, "encode": _cmd_encode}[args.command]
         return handler(args)
     except EmbconvError as e:
         if debug:

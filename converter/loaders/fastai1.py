@@ -14,11 +14,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import ModelWarning
+import numpy as np
+
+from ..ir import EmbeddingModel, EmbeddingTable, ModelWarning
 from ..pickle import GlobalStub, ModelFile, ObjectStub
 from .architectures import Architecture, Keys, awd_lstm, dot_product, indexed_embeddings
 from .detected import Detected
-from .generations import Generation, register, sorted_vocab
+from .generations import (
+    Generation,
+    InferenceCategories,
+    categorical_rows,
+    file_root,
+    register,
+    sorted_vocab,
+    vocab_categories,
+)
 from .graph import as_list, class_tail, module_state_dict, pair_value
 from .vocab_rules import categorical_vocab, text_vocab
 
@@ -81,6 +91,62 @@ def proves_torch(mf: ModelFile) -> bool:
     return mf.container == "torch-legacy" and ("_rebuild_tensor_v2" in rebuilds or "_rebuild_tensor" not in rebuilds)
 
 
+# ---- inference (converter.encode) ---------------------------------------------------------------
+# ``TabularProcessor.process``: ``Categorify.apply_test`` is ``pd.Categorical(df[n],
+# categories=self.categories[n])`` — the training categories as a pandas Index of the column's own
+# dtype — and the codes are ``cat.codes + 1`` (NaN and unseen → 0, ``#na#``). ``classes`` (what the
+# loader labels rows with) are those categories turned into numpy strings, so the typed ones are
+# read from ``x_proc[0].procs`` Categorify ``categories``. ``FillMissing.apply_test`` adds
+# ``<cont>_na = isnull(<cont>)`` for every cont column in ``na_dict`` (when ``add_col``).
+
+
+def _procs(model: EmbeddingModel) -> dict[str, ObjectStub]:
+    root = file_root(model)
+    if not (isinstance(root, dict) and isinstance(root.get("data"), dict)):
+        return {}
+    out: dict[str, ObjectStub] = {}
+    for proc in as_list(root["data"].get("x_proc")) or []:
+        if isinstance(proc, ObjectStub):
+            for p in as_list(proc.attrs.get("procs")) or []:
+                if isinstance(p, ObjectStub):
+                    out.setdefault(class_tail(p), p)
+    return out
+
+
+def _index_values(index: Any) -> np.ndarray | None:
+    """The data of a pickled pandas Index (``_new_Index(cls, {'data': array, …})``)."""
+    if isinstance(index, ObjectStub):
+        for arg in index.args or ():
+            if isinstance(arg, dict) and isinstance(arg.get("data"), np.ndarray):
+                return arg["data"]
+        data = index.attrs.get("data") or index.attrs.get("_data")
+        if isinstance(data, np.ndarray):
+            return data
+    return None
+
+
+def inference_categories(model: EmbeddingModel, table: EmbeddingTable) -> InferenceCategories | None:
+    cats = vocab_categories(table)
+    if cats is None or table.vocab is None or not table.vocab.source.startswith("export.pkl"):
+        return cats
+    categorify = _procs(model).get("Categorify")
+    found = categorify.attrs.get("categories") if categorify is not None else None
+    values = _index_values(found.get(table.name)) if isinstance(found, dict) else None
+    if values is None or values.ndim != 1 or len(values) + cats.offset != len(table.vocab):
+        return cats  # the string classes, compared by string form
+    return InferenceCategories(values, cats.offset, cats.unknown)
+
+
+def fill_missing(model: EmbeddingModel) -> dict[str, str] | None:
+    fm = _procs(model).get("FillMissing")
+    if fm is None:
+        return None
+    na_dict = fm.attrs.get("na_dict")
+    if not isinstance(na_dict, dict) or fm.attrs.get("add_col", True) is False:
+        return {}
+    return {f"{n}_na": str(n) for n in na_dict}
+
+
 GENERATION = register(Generation(
     name="fastai-1",
     label="fastai 1.x",
@@ -91,4 +157,7 @@ GENERATION = register(Generation(
     proves_optimizer=lambda opt: "param_groups" in opt,
     proves_torch=proves_torch,
     unknown_text_token="xxunk",
+    inference_categories=inference_categories,
+    category_rows=categorical_rows,
+    fill_missing=fill_missing,
 ))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ir import EmbeddingModel, EmbeddingTable
 from ..pickle import ObjectStub
 from .architectures import Keys
 from .detected import Detected
-from .generations import Generation, register, sorted_vocab
+from .generations import Generation, file_root, own_codes_rows, register, sorted_vocab, typed_categories
 from .graph import as_list, class_tail, find_stubs, module_state_dict, named_modules, pair_value, scalar_value
 from .vocab_rules import categorical_vocab, text_vocab
 
@@ -78,12 +79,42 @@ def proves_keys(keys: Keys) -> bool:
     return keys.any_match(r"layers\.\d+\.\d+\.weight")
 
 
+# ---- inference (converter.encode) ---------------------------------------------------------------
+# ``Categorify.encodes`` → ``_apply_cats(voc, 1, c)``: ``pd.Categorical(c, categories=voc[1:]).codes
+# + 1`` for an ordinary column, ``c.cat.codes + 1`` for a column that already is pandas ``category``
+# (its own categories, not the training ones). The categories are the CategoryMap's items, typed as
+# ``df_shrink`` left them (``np.int8``, ``np.float32`` …): a float64 0.1 does not match
+# ``np.float32(0.1)``, so it maps to ``#na#`` (real fastai 2.8.12 does so; see
+# tests/fixtures/encode). ``test_dl`` builds ``TabularPandas.new(reduce_memory=False)``: the data is
+# not shrunk. ``FillMissing.encodes`` sets ``<cont>_na = isnull(<cont>)`` for every cont column
+# in ``na_dict`` (when ``add_col``).
+
+
+def fill_missing(model: EmbeddingModel) -> dict[str, str] | None:
+    root = file_root(model)
+    dls = root.attrs.get("dls") if isinstance(root, ObjectStub) else None
+    stubs = find_stubs(dls, ["FillMissing"]) if dls is not None else []
+    if not stubs:
+        return None
+    na_dict = stubs[0].attrs.get("na_dict")
+    if not isinstance(na_dict, dict) or stubs[0].attrs.get("add_col", True) is False:
+        return {}
+    return {f"{n}_na": str(n) for n in na_dict}
+
+
+def inference_categories(model: EmbeddingModel, table: EmbeddingTable) -> Any:
+    return typed_categories(table)
+
+
 PREVIEW = register(Generation(
     name="fastai2-preview",
     label="the fastai2 preview",
     column_vocab=sorted_vocab,
     detect_export=lambda root: detect(root, "fastai2-preview"),
     unknown_text_token="xxunk",
+    inference_categories=inference_categories,
+    category_rows=own_codes_rows,
+    fill_missing=fill_missing,
 ))
 
 GENERATION = register(Generation(
@@ -94,4 +125,7 @@ GENERATION = register(Generation(
     proves_keys=proves_keys,
     proves_optimizer=lambda opt: "hypers" in opt,
     unknown_text_token="xxunk",
+    inference_categories=inference_categories,
+    category_rows=own_codes_rows,
+    fill_missing=fill_missing,
 ))

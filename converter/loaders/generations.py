@@ -6,12 +6,13 @@ its own module."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..ir import GENERATIONS, Vocabulary
+from ..ir import GENERATIONS, Vocabulary, token_string
 
 if TYPE_CHECKING:
+    from ..ir import EmbeddingModel, EmbeddingTable
     from ..pickle import ModelFile
     from .architectures import Architecture, Keys
     from .detected import Detected
@@ -36,7 +37,14 @@ class Generation:
       this generation numbered them (``values`` typed as pandas reads a CSV, None for NaN).
     * ``unknown_text_token``: the token unknown words map to in its text vocabularies.
     * ``no_vocab_hint`` / ``y_range_where``: what to tell a user whose file lacks a vocabulary /
-      a y_range."""
+      a y_range.
+    * Inference (``converter.encode``), how this generation maps a DataFrame column to rows:
+      ``inference_categories(model, table)``: the table's categories as this generation compares
+      them with a column's values (fastai's own types; row ``offset + k`` is category k), as an
+      ``InferenceCategories``; ``category_rows(categories, series)``: the rows of a pandas Series'
+      values (unseen and NaN → the unknown row); ``fill_missing(model)``: FillMissing's tables,
+      ``{"<cont>_na": "<cont>"}`` (the table holds ``isnull(<cont>)``), or None when the file does
+      not say (then tables named ``<col>_na`` with ``#na#, False, True`` rows are taken as such)."""
 
     name: str
     label: str
@@ -49,6 +57,108 @@ class Generation:
     unknown_text_token: str | None = None
     no_vocab_hint: str = ""
     y_range_where: str = "only exports store it"
+    inference_categories: Callable[[EmbeddingModel, EmbeddingTable], InferenceCategories | None] = \
+        lambda model, table: vocab_categories(table)
+    category_rows: Callable[[InferenceCategories, Any], Any] = lambda cats, series: categorical_rows(cats, series)
+    fill_missing: Callable[[EmbeddingModel], dict[str, str] | None] = lambda model: None
+
+
+@dataclass(frozen=True)
+class InferenceCategories:
+    """A table's categories as a generation compares them with data at inference: row
+    ``offset + k`` is ``values[k]``; values matching none (and NaN) go to ``unknown`` (None: the
+    table has no such row). ``by_string``: compare values' string forms (categories that are the
+    string forms of typed training values, when the typed ones are not in the file)."""
+
+    values: Any  # a list, or a numpy array of the training dtype
+    offset: int
+    unknown: int | None
+    by_string: bool = False
+    _index: list[Any] = field(default_factory=list, compare=False, repr=False)  # the cached pandas Index
+
+    def index(self) -> Any:
+        """``pandas.Index`` of the categories (built once), as ``pd.Categorical`` builds it."""
+        if not self._index:
+            import pandas as pd
+
+            self._index.append(pd.CategoricalDtype(self.values).categories)
+        return self._index[0]
+
+
+def vocab_categories(table: EmbeddingTable) -> InferenceCategories | None:
+    """Categories from a table's vocabulary: the tokens after the unknown row when it is row 0
+    (fastai's ``#na#`` then the categories, codes + 1), else every token from row 0."""
+    vocab = table.vocab
+    if vocab is None:
+        return None
+    offset = 1 if vocab.unknown_index == 0 else 0
+    values = list(vocab.tokens[offset:])
+    strings = all(isinstance(v, str) for v in values)
+    return InferenceCategories(_unique(values), offset, vocab.unknown_index, by_string=strings)
+
+
+def typed_categories(table: EmbeddingTable) -> InferenceCategories | None:
+    """``vocab_categories`` compared by value, never by string form (a generation whose
+    vocabularies keep the training values' own types)."""
+    cats = vocab_categories(table)
+    return None if cats is None else InferenceCategories(cats.values, cats.offset, cats.unknown)
+
+
+def file_root(model: EmbeddingModel) -> Any:
+    """The object graph of the file the model was read from (None for an output or a model
+    built in memory)."""
+    mf = getattr(model, "_file", None)
+    return getattr(mf, "root", None)
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for v in values:
+        seen.setdefault(v, None)
+    return list(seen) if len(seen) == len(values) else values
+
+
+def categorical_rows(cats: InferenceCategories, series: Any) -> Any:
+    """``pd.Categorical(series, categories=cats).codes + offset`` (how fastai 1 and 2 number a
+    column at inference: NaN and unseen values get code -1, i.e. the unknown row), as int64.
+    ``by_string`` compares string forms (NaN stays NaN). Unseen values become ``cats.unknown``
+    (-1 when the table has no unknown row)."""
+    import numpy as np
+
+    if cats.by_string and not _all_strings(series):
+        series = series.map(lambda v: v if isinstance(v, str) or is_nan(v) else token_string(v))
+    codes = np.asarray(cats.index().get_indexer_for(series), dtype=np.int64)
+    return _rows(codes, cats)
+
+
+def _all_strings(series: Any) -> bool:
+    import pandas as pd
+
+    if series.dtype != object:
+        return bool(pd.api.types.is_string_dtype(series.dtype))
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+
+
+def _rows(codes: Any, cats: InferenceCategories) -> Any:
+    import numpy as np
+
+    missing = codes < 0
+    rows = codes + cats.offset
+    if missing.any():
+        rows[missing] = cats.unknown if cats.unknown is not None else -1
+    return rows.astype(np.int64, copy=False)
+
+
+def own_codes_rows(cats: InferenceCategories, series: Any) -> Any:
+    """For a pandas ``category`` column: its own codes + offset (fastai 2's ``_apply_cats``:
+    ``c.cat.codes + 1`` — the column's categories, not the training ones); else as
+    ``categorical_rows``."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return _rows(np.asarray(series.cat.codes, dtype=np.int64), cats)
+    return categorical_rows(cats, series)
 
 
 _REGISTRY: dict[str, Generation] = {}
