@@ -26,7 +26,8 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 GENERATIONS = ("fastai-0.7", "fastai-1", "fastai2-preview", "fastai-2", "unknown")
 ARTIFACTS = ("export", "save", "encoder", "state-dict", "embconv-output")
-CONTAINERS = ("torch-zip", "torch-legacy", "pickle", "safetensors", "onnx", "word2vec-text", "word2vec-binary")
+CONTAINERS = ("torch-zip", "torch-legacy", "pickle", "safetensors", "onnx", "word2vec-text", "word2vec-binary",
+              "parquet")
 KINDS = ("collab-dot", "collab-nn", "tabular", "text-lm", "text-classifier", "unknown")
 ROLES = ("user", "item", "category", "token")
 

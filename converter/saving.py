@@ -18,6 +18,7 @@ from .errors import OutputError, UsageError
 from .ir import EmbeddingModel
 from .verify import verify_models
 from .writers import Progress, format_for, plan
+from .writers.registry import check_suffix
 
 
 def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = None, *, force: bool = False,
@@ -29,9 +30,11 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
     ``drop_unknown``: word2vec only, leave out the unknown (``#na#``) row. ``progress(done, total)``
     is called with rows written. ``verify`` reads every file back and compares it with ``model``
     (VerificationError, exit 4) before anything is moved into place. ``options`` go to the
-    writer (e.g. ``external_data=True`` for ONNX). Raises OutputError (exit 5) when a
+    writer (e.g. ``external_data=True`` for ONNX). ``path`` must end with one of the format's
+    suffixes, also when ``format`` is given (UsageError, exit 2). Raises OutputError (exit 5) when a
     destination exists and ``force`` is False or the files cannot be written."""
     fmt = format_for(path, format)
+    check_suffix(path, fmt)  # DST must end with one of the chosen format's suffixes
     if drop_unknown and not fmt.one_table_per_file:
         raise UsageError("drop_unknown applies to word2vec outputs only")
     opts = dict(options, dtype=dtype)

@@ -17,15 +17,15 @@ from tests._writer_models import collab_model
 
 
 def test_every_format_is_registered_by_its_module_in_order():
-    assert format_names() == ["safetensors", "onnx", "word2vec-text", "word2vec-binary"]
+    assert format_names() == ["safetensors", "onnx", "word2vec-text", "word2vec-binary", "parquet"]
     for name, fmt in FORMATS.items():
         assert fmt.name == name
         for suffix in fmt.suffixes:
             assert format_for(f"out{suffix}") is fmt
             assert format_for(f"OUT{suffix.upper()}") is fmt
         assert format_for("out.anything", name) is fmt
-    with pytest.raises(UsageError, match="choose one of safetensors, onnx, word2vec-text, word2vec-binary"):
-        format_for("x.vec", "parquet")
+    with pytest.raises(UsageError, match="choose one of safetensors, onnx, word2vec-text, word2vec-binary, parquet"):
+        format_for("x.vec", "csv")
 
 
 def test_a_name_or_suffix_is_registered_once():
@@ -38,7 +38,7 @@ def test_a_name_or_suffix_is_registered_once():
     assert "other" not in FORMATS
 
 
-@pytest.mark.parametrize("ext", ["safetensors", "onnx", "vec", "bin"])
+@pytest.mark.parametrize("ext", ["safetensors", "onnx", "vec", "bin", "parquet"])
 def test_sniffing_tells_each_format_by_content(tmp_path, ext):
     m = collab_model().select(["userId"])
     out = tmp_path / f"m.{ext}"

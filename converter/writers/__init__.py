@@ -32,6 +32,7 @@ from .registry import (
 from . import safetensors  # noqa: F401
 from . import onnx  # noqa: F401
 from . import word2vec  # noqa: F401
+from . import parquet  # noqa: F401
 # isort: on
 
 __all__ = ["FORMATS", "Format", "LastStep", "Progress", "format_for", "format_names", "plan", "read_output",

@@ -111,6 +111,19 @@ def format_for(path: str | os.PathLike, format: str | None = None) -> Format:
                      f"use --to with one of {', '.join(FORMATS)}", path=str(path))
 
 
+def check_suffix(path: str | os.PathLike, fmt: Format) -> None:
+    """UsageError unless ``path`` ends with one of ``fmt``'s suffixes (case-insensitive): a file is
+    never written under another format's name (``--to safetensors out.csv`` is refused), so the
+    extension always tells what a file holds. The message lists every format and its suffixes."""
+    suffix = Path(path).suffix.lower()
+    if suffix in fmt.suffixes:
+        return
+    known = "; ".join(f"{f.name}: {', '.join(f.suffixes)}" for f in FORMATS.values())
+    raise UsageError(f"{fmt.name} files end with {' or '.join(fmt.suffixes)}, not "
+                     f"{suffix or 'no extension'!r}; name the output accordingly (formats and their "
+                     f"suffixes: {known})", path=str(path))
+
+
 def sniff(path: str | os.PathLike) -> Format:
     """The format of an existing output file, by content (not by extension): the first
     registered format whose ``sniff`` accepts the file's first 4096 bytes."""
@@ -154,5 +167,5 @@ def plan(model: EmbeddingModel, path: str | os.PathLike, fmt: Format) -> list[tu
     return [(model.select([name]), p.with_name(f"{p.stem}.{_safe_name(name)}{p.suffix}")) for name in model.tables]
 
 
-__all__ = ["FORMATS", "Format", "LastStep", "Progress", "Write", "format_for", "format_names", "plan",
+__all__ = ["FORMATS", "Format", "LastStep", "Progress", "Write", "check_suffix", "format_for", "format_names", "plan",
            "read_output", "register", "sniff"]
