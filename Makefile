@@ -21,7 +21,9 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 
 test-deps: $(VENV)/.test-installed
 
+# The demo's SQL step uses DuckDB (a test dependency, not a runtime one).
 demo: venv
+	@$(PIP) install duckdb
 	@$(PY) examples/demo.py
 
 lint: test-deps
