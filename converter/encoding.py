@@ -120,22 +120,11 @@ def _parse_columns(columns: Any) -> dict[str, str] | None:
     return out
 
 
-def _na_tables(model: EmbeddingModel, generation: generations.Generation) -> dict[str, str]:
-    declared = generation.fill_missing(model)
-    if declared is not None:
-        return {t: c for t, c in declared.items() if t in model.tables}
-    out = {}
-    for name, t in model.tables.items():  # the file does not say: FillMissing's shape
-        if name.endswith("_na") and t.vocab is not None and list(t.vocab.strings) == [generations.NA, "False", "True"]:
-            out[name] = name[:-3]
-    return out
-
-
 def _plan(model: EmbeddingModel, data_columns: Sequence[str], columns: Any) -> list[_Target]:
     generation = generations.get(model.source.generation)
     have = list(data_columns)
     present = set(have)
-    na = _na_tables(model, generation)
+    na = generations.fill_missing_tables(model)
     wanted = _parse_columns(columns)
     usable = {n: t for n, t in model.tables.items() if t.role != "token"}
     pairs: list[tuple[str, str, bool]] = []  # (table, data column, from_null)

@@ -221,3 +221,14 @@ def unknown_text_tokens() -> list[str]:
     """The tokens unknown words may map to in a text vocabulary, the newest generation's first."""
     tokens = [g.unknown_text_token for g in reversed(_REGISTRY.values()) if g.unknown_text_token]
     return [*dict.fromkeys(tokens), "<unk>"]
+
+
+def fill_missing_tables(model: EmbeddingModel) -> dict[str, str]:
+    """FillMissing's tables of ``model``, ``{"<cont>_na": "<cont>"}``: as its generation's file
+    declares them, or — where the file does not say — the tables shaped like FillMissing's
+    (named ``<cont>_na``, rows ``#na#, False, True``)."""
+    declared = get(model.source.generation).fill_missing(model)
+    if declared is not None:
+        return {t: c for t, c in declared.items() if t in model.tables}
+    return {name: name[:-3] for name, t in model.tables.items()
+            if name.endswith("_na") and t.vocab is not None and list(t.vocab.strings) == [NA, "False", "True"]}
