@@ -60,6 +60,15 @@ _READ_BATCH_BYTES = 4 << 20
 _EXTRA = "Parquet needs the data extra: pip install 'embconv[data]'"
 
 
+def _writer_pool(pa: Any) -> Any:
+    """jemalloc where pyarrow has it: the writer's freed buffers go back to the system (the
+    default mimalloc pool kept ~40 MiB more resident at 1 GiB, see bench/README.md, Parquet)."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except (NotImplementedError, AttributeError):  # a build without jemalloc
+        return pa.default_memory_pool()
+
+
 def _pyarrow() -> tuple[Any, Any]:
     """(pyarrow, pyarrow.parquet), or UsageError naming the extra to install."""
     try:
@@ -90,15 +99,66 @@ def group_rows(dim: int) -> int:
     return max(1, ROW_GROUP_BYTES // (4 * dim + 8 + 4 + 1 + 16))
 
 
-def _token_array(pa: Any, t: EmbeddingTable, start: int, stop: int, path: Path) -> Any:
+#: Rows per block the vocabulary is asked for: a line-indexed sidecar (TextLines) cuts a whole
+#: aligned block of 65,536 lines from its file without decoding it, as verification asks for them.
+_TOKEN_BLOCK = 1 << 16
+
+
+def _buffer_array(pa: Any, typ: Any, values: np.ndarray) -> Any:
+    """A pyarrow array of ``typ`` over the bytes of the contiguous ``values``, without copying
+    them and without ``pa.array`` (whose first call imports pandas: 0.25 s and ~50 MiB)."""
+    return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+
+
+def _view(col: Any, dtype: Any) -> np.ndarray:
+    """The values of a primitive pyarrow array without nulls as a read-only numpy view of its
+    buffer (no copy; ``to_numpy`` would import pandas on its first call)."""
+    dt = np.dtype(dtype)
+    if len(col) == 0:
+        return np.empty(0, dtype=dt)
+    return np.frombuffer(col.buffers()[1], dtype=dt, count=len(col), offset=col.offset * dt.itemsize)
+
+
+class _TokenBlocks:
+    """UTF-8 bytes and offsets of a vocabulary, asked for in aligned blocks of _TOKEN_BLOCK rows
+    (the last one kept) and cut to each row group."""
+
+    def __init__(self, strings: Any) -> None:
+        self.strings, self.n = strings, len(strings)
+        self.block: tuple[int, bytes, np.ndarray] | None = None
+
+    def _get(self, k: int) -> tuple[bytes, np.ndarray]:
+        if self.block is None or self.block[0] != k:
+            lo = k * _TOKEN_BLOCK
+            data, offsets = encoded(self.strings, lo, min(self.n, lo + _TOKEN_BLOCK))
+            self.block = (k, data, offsets)
+        return self.block[1], self.block[2]
+
+    def take(self, start: int, stop: int) -> tuple[bytes, np.ndarray]:
+        datas: list[bytes] = []
+        offs: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
+        base = 0
+        for k in range(start // _TOKEN_BLOCK, (stop - 1) // _TOKEN_BLOCK + 1):
+            data, o = self._get(k)
+            a, b = max(start - k * _TOKEN_BLOCK, 0), min(stop - k * _TOKEN_BLOCK, len(o) - 1)
+            lo, hi = int(o[a]), int(o[b])
+            datas.append(data if (lo, hi) == (0, len(data)) else data[lo:hi])
+            offs.append(o[a + 1 : b + 1] - lo + base)
+            base += hi - lo
+        return (datas[0] if len(datas) == 1 else b"".join(datas)), np.concatenate(offs)
+
+
+def _token_array(pa: Any, t: EmbeddingTable, blocks: _TokenBlocks | None, start: int, stop: int, path: Path) -> Any:
     """The ``token`` column of rows ``start:stop`` built from UTF-8 bytes and offsets (no Python
-    string per row where the vocabulary is packed)."""
-    if t.vocab is None:
-        return pa.array([str(i) for i in range(start, stop)], type=pa.string())
-    data, offsets = encoded(t.vocab.strings, start, stop)
+    string per row where the vocabulary is packed or a sidecar file)."""
+    if t.vocab is None or blocks is None:
+        data, offsets = encoded([str(i) for i in range(start, stop)], 0, stop - start)
+    else:
+        data, offsets = blocks.take(start, stop)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
+        assert t.vocab is not None
         bad = next(i for i, s in enumerate(t.vocab.strings[start:stop])
                    if not _valid_utf8(s))
         raise OutputError(f"table {t.name!r}: the token of row {start + bad} is not valid Unicode "
@@ -148,23 +208,28 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
     # Floats barely compress: the vector (and bias) pages are stored plain and uncompressed,
     # without statistics, so writing costs little more than the copy; row/token/is_unknown get snappy.
     compression = {"row": "snappy", "token": "snappy", "is_unknown": "snappy", "vector": "none", "bias": "none"}
+    blocks = _TokenBlocks(t.vocab.strings) if t.vocab is not None else None
+    pool = _writer_pool(pa)
     with pq.ParquetWriter(str(path), schema, compression=compression, use_dictionary=False,
-                          write_statistics=["row", "is_unknown"]) as writer:
+                          write_statistics=["row", "is_unknown"], memory_pool=pool) as writer:
         for start in range(0, t.rows, step):
             stop = min(t.rows, start + step)
             src = t.weight_rows(start, stop)
-            w = np.ascontiguousarray(src, dtype=f32).reshape(-1)
-            columns = [pa.array(np.arange(start, stop, dtype=np.int64)), _token_array(pa, t, start, stop, path),
-                       pa.FixedSizeListArray.from_arrays(pa.array(w, type=pa.float32()), t.dim)]
-            if bias is not None:
-                columns.append(pa.array(np.ascontiguousarray(bias[start:stop], dtype=f32), type=pa.float32()))
+            w = np.ascontiguousarray(src, dtype=f32).reshape(-1)  # the mapped source itself, usually
             flags = np.zeros(stop - start, dtype=np.bool_)
             if unk is not None and start <= unk < stop:
                 flags[unk - start] = True
-            columns.append(pa.array(flags))
+            columns = [_buffer_array(pa, pa.int64(), np.arange(start, stop, dtype=np.int64)),
+                       _token_array(pa, t, blocks, start, stop, path),
+                       pa.FixedSizeListArray.from_arrays(_buffer_array(pa, pa.float32(), w), t.dim)]
+            if bias is not None:
+                columns.append(_buffer_array(pa, pa.float32(), np.ascontiguousarray(bias[start:stop], dtype=f32)))
+            columns.append(pa.Array.from_buffers(pa.bool_(), stop - start,
+                                                 [None, pa.py_buffer(np.packbits(flags, bitorder="little"))]))
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
             del columns, w
             release(src)
+            pool.release_unused()  # give the group's freed pages back before the next one
             counter.add(stop - start)
         # The footer is written last: by now the source's sha256 (hashed in the background) is known.
         writer.add_key_value_metadata({MANIFEST_KEY: model.manifest_json(include_tokens=False),
@@ -232,7 +297,10 @@ class _Groups:
         if cur is None or cur.group != g or cur.pos > lo:
             cur = self._cursors[name] = _Cursor(self.pf, g, name, self.batch_rows)
         try:
-            return self._checked(cur.take(lo, hi), g, name)
+            out = self._checked(cur.take(lo, hi), g, name)
+            if hi == self.starts[g + 1] - self.starts[g]:  # the group is read to its end
+                del self._cursors[name]
+            return out
         except UnreadableInputError:
             raise
         except Exception as e:  # ArrowInvalid / OSError on a damaged page, StopIteration on a short group
@@ -266,7 +334,10 @@ class _Vectors:
         for g, lo, hi in self.groups.spans(start, stop):
             for col in self.groups.take(g, "vector", lo, hi):
                 flat = col.values.slice(col.offset * self.dim, len(col) * self.dim)
-                out[at : at + len(col)] = flat.to_numpy(zero_copy_only=False).reshape(-1, self.dim)
+                if flat.null_count:
+                    raise UnreadableInputError(f"column 'vector' holds null values in row group {g}",
+                                               path=str(self.groups.path))
+                out[at : at + len(col)] = _view(flat, np.float32).reshape(-1, self.dim)
                 at += len(col)
         return out
 
@@ -284,7 +355,7 @@ class _Bias:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         start, stop, _ = slice(start, stop).indices(self.shape[0])
-        parts = [a.to_numpy(zero_copy_only=False) for g, lo, hi in self.groups.spans(start, stop)
+        parts = [_view(a, np.float32) for g, lo, hi in self.groups.spans(start, stop)
                  for a in self.groups.take(g, "bias", lo, hi)]
         return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.empty(0, np.float32)
 
@@ -348,7 +419,7 @@ def read(path: Path) -> EmbeddingModel:
     are checked here (0 … n-1; true on the manifest's unknown row only), a group at a time."""
     pa, pq = _pyarrow()
     try:
-        pf = pq.ParquetFile(str(path), buffer_size=1 << 20)  # column chunks read in pieces
+        pf = pq.ParquetFile(str(path), buffer_size=1 << 20, pre_buffer=False)  # column chunks read in pieces
         schema = pf.schema_arrow
     except Exception as e:  # ArrowInvalid, OSError: not Parquet, truncated footer …
         raise UnreadableInputError(f"not a readable Parquet file: {e}", path=str(path)) from e
@@ -380,12 +451,15 @@ def read(path: Path) -> EmbeddingModel:
     groups = _Groups(pf, path, dim)
     for g in range(len(groups.starts) - 1):  # row and is_unknown: 9 bytes a row, a group at a time
         lo, hi = int(groups.starts[g]), int(groups.starts[g + 1])
-        rows = groups.column(g, "row").to_numpy()
+        rows = _view(groups.column(g, "row"), np.int64)
         if not np.array_equal(rows, np.arange(lo, hi, dtype=np.int64)):
             bad = int(np.flatnonzero(rows != np.arange(lo, hi))[0])
             raise UnreadableInputError(f"column 'row' holds {int(rows[bad])} at row {lo + bad}; expected 0 … {n - 1}"
                                        f" in order", path=str(path))
-        flags = np.flatnonzero(groups.column(g, "is_unknown").to_numpy(zero_copy_only=False)) + lo
+        col = groups.column(g, "is_unknown")
+        bits = np.unpackbits(np.frombuffer(col.buffers()[1], dtype=np.uint8), bitorder="little",
+                             count=col.offset + len(col))[col.offset :] if len(col) else np.empty(0, np.uint8)
+        flags = np.flatnonzero(bits) + lo
         expected = [unk] if unk is not None and lo <= unk < hi else []
         if flags.tolist() != expected:
             raise UnreadableInputError(f"is_unknown marks rows {flags.tolist()[:5]} in rows {lo}-{hi - 1}; "
