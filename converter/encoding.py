@@ -359,7 +359,9 @@ class _Writer:
             else:
                 import pyarrow.parquet as pq
 
-                self.writer = pq.ParquetWriter(self.path, self.schema)
+                # Dictionary-encoding the vectors' random floats only costs time (3x the write).
+                keep = [f.name for f in self.schema if not pa.types.is_floating(f.type)]
+                self.writer = pq.ParquetWriter(self.path, self.schema, use_dictionary=keep or False)
         arrays = [a if a.type == f.type else _cast(a, f) for a, f in zip(arrays, self.schema)]
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
 
