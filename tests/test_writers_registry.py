@@ -66,3 +66,9 @@ def test_importing_embconv_does_not_import_onnx():
             "print(sorted(m for m in sys.modules if m == 'onnx' or m.startswith('onnx.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("dst", ["out.csv", "out.npy", "out"])
+def test_a_suffix_no_format_has_is_refused_naming_the_formats(dst):
+    with pytest.raises(UsageError, match=r"writes no .* files; .*safetensors: \.safetensors; .*parquet: \.parquet"):
+        format_for(dst)

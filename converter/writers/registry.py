@@ -107,8 +107,12 @@ def format_for(path: str | os.PathLike, format: str | None = None) -> Format:
     for f in FORMATS.values():
         if suffix in f.suffixes:
             return f
-    raise UsageError(f"cannot tell the output format from {suffix or 'no extension'!r}; "
-                     f"use --to with one of {', '.join(FORMATS)}", path=str(path))
+    raise UsageError(f"embconv writes no {suffix or 'extension-less'!r} files; name the output with the suffix "
+                     f"of one of the formats it writes ({_formats_and_suffixes()})", path=str(path))
+
+
+def _formats_and_suffixes() -> str:
+    return "; ".join(f"{f.name}: {', '.join(f.suffixes)}" for f in FORMATS.values())
 
 
 def check_suffix(path: str | os.PathLike, fmt: Format) -> None:
@@ -118,10 +122,9 @@ def check_suffix(path: str | os.PathLike, fmt: Format) -> None:
     suffix = Path(path).suffix.lower()
     if suffix in fmt.suffixes:
         return
-    known = "; ".join(f"{f.name}: {', '.join(f.suffixes)}" for f in FORMATS.values())
     raise UsageError(f"{fmt.name} files end with {' or '.join(fmt.suffixes)}, not "
                      f"{suffix or 'no extension'!r}; name the output accordingly (formats and their "
-                     f"suffixes: {known})", path=str(path))
+                     f"suffixes: {_formats_and_suffixes()})", path=str(path))
 
 
 def sniff(path: str | os.PathLike) -> Format:
