@@ -165,6 +165,29 @@ def run(container: str, size: int, work: str, check_rows: int, skip_gensim: bool
     return rows
 
 
+
+def print_table(title: str, rows: list) -> None:
+    """A markdown table of (name, result, baseline name or None) rows: wall time with its spread,
+    peak RSS, and the ratio to the baseline measured in the same run (a result without a wall
+    time prints as an empty row)."""
+    by = {name: r for name, r, _ in rows}
+    print(f"\n### {title}\n")
+    print("| run | wall s | peak RSS | ratio |")
+    print("|---|---:|---:|---|")
+    for name, r, vs in rows:
+        if not r.get("wall"):
+            print(f"| {name} | | | |")
+            continue
+        ratio = ""
+        if vs is not None:
+            o = by[vs]
+            ratio = (f"{r['wall'] / o['wall']:.2f}× the time of '{vs}'" if r["wall"] >= o["wall"]
+                     else f"{o['wall'] / r['wall']:.1f}× faster than '{vs}'")
+            ratio += f"; RSS {r['rss'] / o['rss']:.2f}×"
+        spread = r.get("spread")
+        wall = f"{r['wall']:.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread and REPEAT > 1 else "")
+        print(f"| {name} | {wall} | {gib(r['rss'])} | {ratio} |")
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1GiB", help="bytes of weights in both tables (default 1GiB)")
@@ -198,20 +221,7 @@ def main() -> int:
     try:
         for container in a.containers.split(","):
             rows = run(container, size, work, a.gensim_check_rows, a.skip_gensim)
-            by = {name: r for name, r, _ in rows}
-            print(f"\n### {container} container ({gib(size)} of weights)\n")
-            print("| run | wall s | peak RSS | ratio |")
-            print("|---|---:|---:|---|")
-            for name, r, vs in rows:
-                ratio = ""
-                if vs is not None:
-                    o = by[vs]
-                    ratio = (f"{r['wall'] / o['wall']:.2f}× the time of '{vs}'" if r["wall"] >= o["wall"]
-                             else f"{o['wall'] / r['wall']:.1f}× faster than '{vs}'")
-                    ratio += f"; RSS {r['rss'] / o['rss']:.2f}×"
-                spread = r.get("spread")
-                wall = f"{r['wall']:.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread and REPEAT > 1 else "")
-                print(f"| {name} | {wall} | {gib(r['rss'])} | {ratio} |")
+            print_table(f"{container} container ({gib(size)} of weights)", rows)
             sys.stdout.flush()
     finally:
         if not a.keep:

@@ -112,23 +112,7 @@ def main() -> int:
           f"scratch {work}", flush=True)
     try:
         rows = run(a.container, size, work)
-        by = {name: r for name, r, _ in rows}
-        print(f"\n### Parquet, {a.container} container ({bc.gib(size)} of weights)\n")
-        print("| run | wall s | peak RSS | ratio |")
-        print("|---|---:|---:|---|")
-        for name, r, vs in rows:
-            if not r["wall"]:
-                print(f"| {name} | | | |")
-                continue
-            ratio = ""
-            if vs is not None:
-                o = by[vs]
-                ratio = (f"{r['wall'] / o['wall']:.2f}× the time of '{vs}'" if r["wall"] >= o["wall"]
-                         else f"{o['wall'] / r['wall']:.1f}× faster than '{vs}'")
-                ratio += f"; RSS {r['rss'] / o['rss']:.2f}×"
-            spread = r.get("spread")
-            wall = f"{r['wall']:.2f}" + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if spread and bc.REPEAT > 1 else "")
-            print(f"| {name} | {wall} | {bc.gib(r['rss'])} | {ratio} |")
+        bc.print_table(f"Parquet, {a.container} container ({bc.gib(size)} of weights)", rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
