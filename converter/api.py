@@ -7,34 +7,61 @@ embconv outputs. Loaders and writers never import each other."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import OutputError, UnreadableInputError, UsageError
 from .hashing import hash_in_background
-from .ir import EmbeddingModel
-from .loaders import generations
+from .ir import EmbeddingModel, ModelWarning
+from .loaders import TrainingData, generations
 from .loaders import load as load_fastai
 from .pickle import ScanReport, describe, open_model_file, scan_file
-from .saving import Progress, save
+from .saving import Progress, refuse_unlabelled, save
 from .verify import verify_output
 from .writers import FORMATS, format_for, plan, read_output
 from .writers import sniff as sniff_output
 
 
-def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
+def load(path: str | os.PathLike, vocab: Any = None, *, data: Any = None, split: str | None = None,
+         user: str | None = None, item: str | None = None, rating: str | None = None,
+         cat: Iterable[str] | str | None = None, cont: Iterable[str] | str | None = None) -> EmbeddingModel:
     """Read a fastai file of any generation — or an embconv output — into an ``EmbeddingModel``.
 
     ``vocab`` supplies vocabularies a fastai file lacks, e.g. ``{"user": "ratings.csv:userId"}``
     (a pickled list, a text file, a JSON list, ``file.csv:column`` or the learner's
-    ``export.pkl``). Weights stay memory-mapped until used."""
+    ``export.pkl``), or ``"export.pkl"`` for every table. ``data`` (a CSV/Parquet path or a pandas
+    DataFrame: what was given to fastai) rebuilds the labels of a ``learn.save`` file as fastai
+    built them, with ``split`` saying how fastai split it (``"seed=42"``, ``"seed=7,valid_pct=0.1"``,
+    ``"valid_idx=0:500"``, ``"none"``; without it only labels every value of the data has a row in
+    are accepted) and the columns: collab ``user``/``item``/``rating`` (default: the first three),
+    tabular ``cat``/``cont`` (cat_names / cont_names as given to fastai). Weights stay
+    memory-mapped until used."""
+    training = training_data(data, split, user=user, item=item, rating=rating, cat=cat, cont=cont)
     if is_output(path):
-        if vocab:
-            raise UsageError("embconv outputs carry their own vocabularies; --vocab applies to fastai files")
+        if vocab or training is not None:
+            raise UsageError("embconv outputs carry their own vocabularies; --vocab and --data apply to fastai files")
         return read_output(path)
-    return load_fastai(path, vocab=vocab)
+    return load_fastai(path, vocab=vocab, data=training)
+
+
+def training_data(data: Any, split: str | None = None, **roles: Any) -> TrainingData | None:
+    """The ``TrainingData`` of ``load``'s data options (None without ``data``)."""
+    if data is None:
+        if split is not None or any(v is not None for v in roles.values()):
+            raise UsageError("--split, --user, --item, --rating, --cat and --cont go with --data FILE")
+        return None
+    if isinstance(data, TrainingData):
+        return data
+
+    def names(value: Any) -> list[str] | None:
+        if value is None:
+            return None
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [str(v).strip() for v in items if str(v).strip()]
+    return TrainingData(data, split, user=roles.get("user"), item=roles.get("item"), rating=roles.get("rating"),
+                        cat=names(roles.get("cat")), cont=names(roles.get("cont")))
 
 
 def set_y_range(model: EmbeddingModel, y_range: tuple[float, float] | None) -> None:
@@ -60,16 +87,21 @@ def is_output(path: str | os.PathLike) -> bool:
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = None,
-            tables: Iterable[str] | None = None, vocab: Any = None, force: bool = False, verify: bool = True,
-            dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
-            y_range: tuple[float, float] | None = None, **options: Any) -> list[Path]:
+            tables: Iterable[str] | None = None, vocab: Any = None, data: Any = None, split: str | None = None,
+            roles: dict[str, Any] | None = None, allow_unlabelled: bool = False, force: bool = False,
+            verify: bool = True, dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
+            y_range: tuple[float, float] | None = None, on_warning: Callable[[ModelWarning], None] | None = None,
+            **options: Any) -> list[Path]:
     """Convert ``src`` into ``dst`` (format from its extension or ``to``); returns the files
     written. Every file is read back and compared with the source before it is moved into
-    place, unless ``verify`` is False. ``y_range`` supplies the rating range a file lacks
-    (collab ``learn.save`` files and files of generations that never stored it). ``options`` go
-    to the writer (e.g. ``external_data=True`` for ONNX)."""
+    place, unless ``verify`` is False. ``vocab``, ``data``, ``split`` and ``roles`` (``user``,
+    ``item``, ``rating``, ``cat``, ``cont``) label the tables as in ``load``; a table left without
+    labels needs ``allow_unlabelled`` (UsageError otherwise). ``on_warning`` is called with each of
+    the model's warnings before anything is written. ``y_range`` supplies the rating range a file
+    lacks (collab ``learn.save`` files and files of generations that never stored it).
+    ``options`` go to the writer (e.g. ``external_data=True`` for ONNX)."""
     pending = hash_in_background(src)  # the outputs' manifest names the source's hash: overlap it with loading
-    model = load(src, vocab=vocab)
+    model = load(src, vocab=vocab, data=data, split=split, **(roles or {}))
     model.source.expect_sha256(pending)
     set_y_range(model, y_range)
     if tables:
@@ -77,9 +109,14 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         try:
             model = model.select(wanted)
         except KeyError as e:
-            raise UsageError(f"no table {e.args[0]!r} in {src} (tables: {', '.join(load(src, vocab).tables)})") from None
+            raise UsageError(f"no table {e.args[0]!r} in {src} (tables: {', '.join(model.tables)})") from None
+    if not allow_unlabelled:
+        refuse_unlabelled(model)  # before the warnings: the error already says what they would
+    if on_warning is not None:
+        for w in model.warnings:
+            on_warning(w)
     return save(model, dst, to, force=force, dtype=dtype, drop_unknown=drop_unknown, progress=progress,
-                verify=verify, **options)
+                verify=verify, allow_unlabelled=allow_unlabelled, **options)
 
 
 @dataclass(frozen=True)
@@ -91,12 +128,14 @@ class Verified:
     rows: int
 
 
-def verify(dst: str | os.PathLike, against: str | os.PathLike, *, vocab: Any = None,
+def verify(dst: str | os.PathLike, against: str | os.PathLike, *, vocab: Any = None, data: Any = None,
+           split: str | None = None, roles: dict[str, Any] | None = None,
            y_range: tuple[float, float] | None = None) -> Verified:
-    """Prove that the output ``dst`` matches the file it was converted from (``vocab`` and
-    ``y_range`` as given to ``convert``). ``dst`` is a file, or the path given to ``convert`` for
-    a format that writes one file per table. VerificationError (exit 4) when it does not."""
-    expected = load(against, vocab=vocab)
+    """Prove that the output ``dst`` matches the file it was converted from (``vocab``, the data
+    options and ``y_range`` as given to ``convert``). ``dst`` is a file, or the path given to
+    ``convert`` for a format that writes one file per table. VerificationError (exit 4) when it
+    does not."""
+    expected = load(against, vocab=vocab, data=data, split=split, **(roles or {}))
     set_y_range(expected, y_range)
     path = Path(dst)
     if path.exists():
@@ -134,11 +173,12 @@ def inspect_tensors(path: str | os.PathLike) -> dict:
 
 
 def similar(src: str | os.PathLike, token: Any, *, table: str | None = None, k: int = 10,
-            vocab: Any = None) -> tuple[str, list[tuple[Any, float]]]:
+            vocab: Any = None, data: Any = None, split: str | None = None,
+            roles: dict[str, Any] | None = None) -> tuple[str, list[tuple[Any, float]]]:
     """The ``k`` rows most like ``token`` by cosine similarity: (the table searched, [(token,
     similarity), …] best first; the unknown row and the token itself left out). Without
     ``table`` the model's only table is searched, or the one table whose vocabulary has ``token``."""
-    model = load(src, vocab=vocab)
+    model = load(src, vocab=vocab, data=data, split=split, **(roles or {}))
     if table is not None:
         if table not in model.tables:
             raise UsageError(f"no table {table!r} in {src} (tables: {', '.join(model.tables)})")
@@ -176,7 +216,8 @@ def encode(model: EmbeddingModel | str | os.PathLike, df: Any, columns: Any = No
 
 
 def encode_file(src: EmbeddingModel | str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
-                columns: Any = None, vocab: Any = None, force: bool = False, batch_rows: int | None = None) -> Any:
+                columns: Any = None, vocab: Any = None, training: Any = None, split: str | None = None,
+                roles: dict[str, Any] | None = None, force: bool = False, batch_rows: int | None = None) -> Any:
     """Stream the dataset ``data`` (CSV or Parquet) into ``out`` (CSV or Parquet) with its
     categorical columns replaced by their vectors, as ``encode`` does, in bounded memory; returns
     the report (rows, and per column the unseen and missing values). An existing ``out`` needs
@@ -190,7 +231,8 @@ def encode_file(src: EmbeddingModel | str | os.PathLike, data: str | os.PathLike
             raise OutputError("is the dataset being encoded: choose another OUT", path=str(out))
         if not force:
             raise OutputError("exists: use --force to replace it", path=str(out))
-    model = src if isinstance(src, EmbeddingModel) else load(src, vocab=vocab)
+    model = src if isinstance(src, EmbeddingModel) else load(src, vocab=vocab, data=training, split=split,
+                                                              **(roles or {}))
     return encode_stream(model, data, out_path, columns=columns, batch_rows=batch_rows or DEFAULT_BATCH_ROWS)
 
 
@@ -209,5 +251,5 @@ def generation_label(name: str) -> str:
     return generations.get(name).label
 
 
-__all__ = ["Verified", "convert", "encode", "encode_file", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
-           "output_formats", "read_output", "save", "scan", "set_y_range", "similar", "verify"]
+__all__ = ["TrainingData", "Verified", "convert", "encode", "encode_file", "generation_label", "inspect_tensors", "is_output", "load", "load_hint",
+           "output_formats", "read_output", "save", "scan", "set_y_range", "similar", "training_data", "verify"]

@@ -43,9 +43,12 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="rating range for collab dot models whose file lacks it (inspect says so)")
     c.add_argument("--external-data", action="store_true",
                    help="ONNX: put the tables in DST.data beside the model (automatic above ~2 GiB)")
+    c.add_argument("--allow-unlabelled", action="store_true",
+                   help="write tables that have no labels with numbered rows (otherwise refused)")
     c.add_argument("--force", action="store_true", help="replace existing output files")
     c.add_argument("--no-verify", action="store_true", help="skip reading the output back and comparing")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    _add_data_options(c)
 
     v = sub.add_parser("verify", help="prove that an output matches its source")
     v.add_argument("dst")
@@ -53,6 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
                    help="the same --vocab given to convert")
     v.add_argument("--y-range", type=_y_range, metavar="LO,HI", help="the same --y-range given to convert")
+    _add_data_options(v)
 
     m = sub.add_parser("similar", help="the rows most like a token, by cosine similarity (the unknown row left out)")
     m.add_argument("src")
@@ -62,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     m.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
                    help="a vocabulary the file lacks (see inspect --help)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_data_options(m)
 
     e = sub.add_parser("encode", help="a dataset's categorical columns → their vectors, as fastai maps them")
     e.add_argument("src")
@@ -73,6 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true", help="replace an existing OUT")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     e.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    _add_data_options(e, "--train-data")
 
     i = sub.add_parser("inspect", help="what is in this file: its embedding tables and which row is which")
     i.add_argument("src")
@@ -81,7 +87,32 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="a vocabulary the file lacks: itos.pkl, tokens.txt, list.json, data.csv:column, export.pkl")
     i.add_argument("--tensors", action="store_true", help="list every tensor in the file instead of the tables")
     i.add_argument("--rows", type=int, default=4, metavar="N", help="rows shown per table (default 4)")
+    _add_data_options(i)
     return p
+
+
+def _add_data_options(p: argparse.ArgumentParser, flag: str = "--data") -> None:
+    g = p.add_argument_group("labels for a learn.save file, rebuilt from its training data as fastai built them")
+    g.add_argument(flag, dest="training", metavar="FILE",
+                   help="the DataFrame the model was trained on, as given to fastai (CSV read as pandas reads it, or "
+                   "Parquet)")
+    g.add_argument("--split", metavar="SPEC",
+                   help="how fastai split it: seed=S[,valid_pct=P] (its random split; P defaults to 0.2) | "
+                   "valid_idx=A:B[,C:D…] (the validation rows) | none (every row trained)")
+    g.add_argument("--user", metavar="COL", help="collab: the user column (default: the first column)")
+    g.add_argument("--item", metavar="COL", help="collab: the item column (default: the second column)")
+    g.add_argument("--rating", metavar="COL", help="collab: the ratings, to check the labels (default: the third column)")
+    g.add_argument("--cat", metavar="COL,…", help="tabular: cat_names as given to fastai, in order")
+    g.add_argument("--cont", metavar="COL,…", help="tabular: cont_names as given to fastai (FillMissing's _na tables)")
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options as keywords of api.convert / verify / similar."""
+    roles = {k: getattr(args, k) for k in ("user", "item", "rating", "cat", "cont") if getattr(args, k) is not None}
+    if args.training is None:
+        api.training_data(None, args.split, **roles)  # refuses --split etc. without --data
+        return {}
+    return {"data": args.training, "split": args.split, "roles": roles}
 
 
 def _y_range(text: str) -> tuple[float, float]:
@@ -130,9 +161,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     bar = _progress_bar(args.quiet)
     try:
         files = api.convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
-                        force=args.force, verify=not args.no_verify, dtype=args.dtype,
-                        drop_unknown=args.drop_unknown, progress=bar.update if bar else None,
-                        y_range=args.y_range, **({"external_data": True} if args.external_data else {}))
+                            **_data_options(args), allow_unlabelled=args.allow_unlabelled,
+                            on_warning=_print_warning, force=args.force, verify=not args.no_verify,
+                            dtype=args.dtype, drop_unknown=args.drop_unknown,
+                            progress=bar.update if bar else None, y_range=args.y_range,
+                            **_writer_options(args))
     finally:
         if bar:
             bar.close()
@@ -147,6 +180,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writer_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"external_data": True} if args.external_data else {}
+
+
+def _print_warning(warning: Any) -> None:
+    print(f"warning: {warning}", file=sys.stderr)
 
 
 def _progress_bar(quiet: bool) -> Any:
@@ -170,7 +209,7 @@ def _progress_bar(quiet: bool) -> Any:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    result = api.verify(args.dst, args.against, vocab=args.vocab, y_range=args.y_range)
+    result = api.verify(args.dst, args.against, vocab=args.vocab, y_range=args.y_range, **_data_options(args))
     for p in result.files:
         print(f"verified: {p} matches {args.against}")
     print(f"ok: {result.tables} table(s), {result.rows:,} rows")
@@ -178,7 +217,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
-    table, rows = api.similar(args.src, args.token, table=args.table, k=args.k, vocab=args.vocab)
+    table, rows = api.similar(args.src, args.token, table=args.table, k=args.k, vocab=args.vocab,
+                              **_data_options(args))
     if args.json:
         print(json.dumps({"table": table, "token": args.token,
                           "similar": [{"token": str(t), "similarity": s} for t, s in rows]}, indent=2,
@@ -192,7 +232,9 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
-    report = api.encode_file(args.src, args.data, args.out, columns=args.columns, vocab=args.vocab, force=args.force)
+    opts = _data_options(args)
+    report = api.encode_file(args.src, args.data, args.out, columns=args.columns, vocab=args.vocab, force=args.force,
+                             training=opts.get("data"), split=opts.get("split"), roles=opts.get("roles"))
     if args.json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
         return 0
@@ -209,7 +251,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 def _cmd_inspect(args: argparse.Namespace) -> int:
     if args.tensors:
         return _inspect_tensors(args)
-    model = api.load(args.src, vocab=args.vocab)
+    opts = _data_options(args)
+    model = api.load(args.src, vocab=args.vocab, data=opts.get("data"), split=opts.get("split"),
+                     **opts.get("roles", {}))
     if args.json:
         print(json.dumps(model.manifest(include_tokens=True), indent=2, ensure_ascii=False))
         return 0

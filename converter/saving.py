@@ -23,8 +23,11 @@ from .writers.registry import check_suffix
 
 def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = None, *, force: bool = False,
          dtype: str = "float32", drop_unknown: bool = False, progress: Progress | None = None,
-         verify: bool = True, **options: Any) -> list[Path]:
+         verify: bool = True, allow_unlabelled: bool = False, **options: Any) -> list[Path]:
     """Write ``model`` to ``path`` atomically; return every file written (model files first).
+
+    A table without a vocabulary would be written with numbered rows, which look like ids: that
+    needs ``allow_unlabelled=True`` (otherwise UsageError, exit 2, naming the ways to label it).
 
     ``dtype``: output float type (``float32``; ``float16``/``float64`` for safetensors and ONNX).
     ``drop_unknown``: word2vec only, leave out the unknown (``#na#``) row. ``progress(done, total)``
@@ -35,6 +38,8 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
     destination exists and ``force`` is False or the files cannot be written."""
     fmt = format_for(path, format)
     check_suffix(path, fmt)  # DST must end with one of the chosen format's suffixes
+    if not allow_unlabelled:
+        refuse_unlabelled(model)
     if drop_unknown and not fmt.one_table_per_file:
         raise UsageError("drop_unknown applies to word2vec outputs only")
     opts = dict(options, dtype=dtype)
@@ -72,4 +77,17 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
         return staging.commit()
 
 
-__all__ = ["Progress", "save"]
+def refuse_unlabelled(model: EmbeddingModel) -> None:
+    """UsageError when a table has no vocabulary (its rows would only be numbered)."""
+    bare = [t for t in model.tables.values() if t.vocab is None]
+    if not bare:
+        return
+    names = ", ".join(t.name for t in bare)
+    collab_or_tabular = any(t.role != "token" for t in bare)
+    data = "rebuild them with --data FILE --split … (the training data), " if collab_or_tabular else ""
+    raise UsageError(f"table(s) {names} have no labels: their rows would be numbered 0… and look like ids; {data}"
+                     f"supply them with --vocab {bare[0].name}=SPEC or --vocab EXPORT.pkl, or pass --allow-unlabelled "
+                     "to write numbered rows")
+
+
+__all__ = ["Progress", "refuse_unlabelled", "save"]

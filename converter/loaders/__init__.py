@@ -17,21 +17,26 @@ from ..pickle import ModelFile, open_model_file
 from . import fastai07, fastai1, fastai2, generations, state_dict  # noqa: F401  (registration order: oldest first)
 from .architectures import Architecture, recognise
 from .detected import Detected
+from .rebuild import TrainingData, apply_training_data
 from .tables import build_tables
 from .vocab_sources import apply_sidecars, parse_specs
 
-__all__ = ["load", "load_model_file"]
+__all__ = ["TrainingData", "load", "load_model_file"]
 
 
-def load(path: str | os.PathLike, vocab: Any = None) -> EmbeddingModel:
+def load(path: str | os.PathLike, vocab: Any = None, data: TrainingData | None = None) -> EmbeddingModel:
     """Read a fastai file of any generation into an ``EmbeddingModel``.
 
-    ``vocab`` supplies vocabularies the file lacks: ``{"user": "ratings.csv:userId"}`` or
-    ``["user=ratings.csv:userId"]`` (see ``vocab_sources``). Weights stay lazy (memory-mapped)."""
+    ``vocab`` supplies vocabularies the file lacks: ``{"user": "ratings.csv:userId"}``,
+    ``["user=ratings.csv:userId"]`` or an export of the same learner for every table (see
+    ``vocab_sources``). ``data`` rebuilds them from the training data (see ``rebuild``). Weights
+    stay lazy (memory-mapped)."""
     specs = parse_specs(vocab)
     mf = open_model_file(path)
     try:
         model = load_model_file(mf)
+        if data is not None:
+            apply_training_data(model, data)
         apply_sidecars(model, specs)
     except UnreadableInputError as e:
         mf.close()

@@ -17,7 +17,7 @@ from typing import Any
 from ..ir import Vocabulary
 from ..pickle import ModelFile
 from .architectures import Architecture, Keys, awd_lstm, dot_product, indexed_embeddings
-from .generations import Generation, is_nan, register, sorted_vocab
+from .generations import NA, Generation, Rebuilt, is_nan, register, sorted_vocab
 
 
 def architectures(keys: Keys) -> Architecture | None:
@@ -41,6 +41,19 @@ def column_vocab(values: Sequence[Any], role: str, source: str) -> Vocabulary:
     return sorted_vocab(values, role, source)
 
 
+def rebuild_column(values: Any, role: str, source: str) -> Rebuilt:
+    """From the full data: ``CollabFilterDataset.proc_col`` numbers ids by ``col.unique()`` (first
+    appearance, no reserved row); the lessons' tabular columns are ``astype('category')`` of the
+    full frame, codes + 1 (row 0 NaN/unseen)."""
+    import pandas as pd
+
+    if role in ("user", "item"):
+        uniq = values.unique()
+        return Rebuilt(Vocabulary(list(uniq), unknown_index=None, source=source), pd.Index(uniq), 0)
+    categories = values.astype("category").cat.as_ordered().cat.categories
+    return Rebuilt(Vocabulary([NA, *categories.tolist()], unknown_index=0, source=source), categories, 1)
+
+
 GENERATION = register(Generation(
     name="fastai-0.7",
     label="fastai 0.7",
@@ -51,4 +64,7 @@ GENERATION = register(Generation(
     unknown_text_token="_unk_",
     no_vocab_hint=" (fastai 0.7 never saved one)",
     y_range_where="fastai 0.7 keeps it outside the file (min/max of the ratings)",
+    rebuild_column=rebuild_column,
+    vocab_from_full_data=True,
+    na_tables=False,
 ))

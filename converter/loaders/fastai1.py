@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import EmbeddingModel, EmbeddingTable, ModelWarning
+from ..ir import EmbeddingModel, EmbeddingTable, ModelWarning, Vocabulary
 from ..pickle import GlobalStub, ModelFile, ObjectStub
 from .architectures import Architecture, Keys, awd_lstm, dot_product, indexed_embeddings
 from .detected import Detected
 from .generations import (
+    NA,
     Generation,
     InferenceCategories,
+    Rebuilt,
     categorical_rows,
     file_root,
     register,
@@ -30,6 +32,7 @@ from .generations import (
     vocab_categories,
 )
 from .graph import as_list, class_tail, module_state_dict, pair_value
+from .splits import numpy_permutation
 from .vocab_rules import categorical_vocab, text_vocab
 
 
@@ -147,6 +150,33 @@ def fill_missing(model: EmbeddingModel) -> dict[str, str] | None:
     return {f"{n}_na": str(n) for n in na_dict}
 
 
+# ---- labels rebuilt from the training data (spec fastai-formats §11) ----------------------------
+# ``split_by_rand_pct(valid_pct, seed)`` (what ``CollabDataBunch.from_df`` calls):
+# ``np.random.seed(seed); rand_idx = np.random.permutation(n)``; the first ``int(valid_pct * n)``
+# are the validation rows, the rest (in ascending order) the training rows. ``Categorify.apply_train``
+# runs ``astype('category').cat.as_ordered()`` on the training rows, and the processor keeps
+# ``classes = np.concatenate([['#na#'], categories])``: numeric categories become numpy strings
+# ('7', '1.5', 'True'), object categories keep their values. ``FillMissing.apply_train`` adds
+# ``<cont>_na`` (``isnull``) to cat_names for each cont column with a NaN in the training rows.
+
+
+def random_train_rows(n: int, seed: int, valid_pct: float) -> np.ndarray:
+    keep = np.ones(n, dtype=bool)
+    keep[numpy_permutation(n, seed)[:int(valid_pct * n)]] = False
+    return np.flatnonzero(keep)
+
+
+def rebuild_column(train: Any, role: str, source: str) -> Rebuilt:
+    import pandas as pd
+
+    categories = train.astype("category").cat.as_ordered().cat.categories
+    if pd.api.types.is_object_dtype(categories.dtype) or pd.api.types.is_string_dtype(categories.dtype):
+        classes = [NA, *categories.tolist()]
+    else:
+        classes = [NA, *np.asarray(categories.values).astype(str).tolist()]
+    return Rebuilt(Vocabulary(classes, unknown_index=0, source=source), categories, 1)
+
+
 GENERATION = register(Generation(
     name="fastai-1",
     label="fastai 1.x",
@@ -160,4 +190,6 @@ GENERATION = register(Generation(
     inference_categories=inference_categories,
     category_rows=categorical_rows,
     fill_missing=fill_missing,
+    random_train_rows=random_train_rows,
+    rebuild_column=rebuild_column,
 ))

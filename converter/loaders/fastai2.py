@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ir import EmbeddingModel, EmbeddingTable
+import numpy as np
+
+from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from ..pickle import ObjectStub
 from .architectures import Keys
 from .detected import Detected
-from .generations import Generation, file_root, own_codes_rows, register, sorted_vocab, typed_categories
+from .generations import (
+    NA,
+    Generation,
+    Rebuilt,
+    file_root,
+    own_codes_rows,
+    register,
+    sorted_vocab,
+    typed_categories,
+)
 from .graph import as_list, class_tail, find_stubs, module_state_dict, named_modules, pair_value, scalar_value
+from .splits import torch_randperm
 from .vocab_rules import categorical_vocab, text_vocab
 
 
@@ -106,6 +118,61 @@ def inference_categories(model: EmbeddingModel, table: EmbeddingTable) -> Any:
     return typed_categories(table)
 
 
+# ---- labels rebuilt from the training data (spec fastai-formats §11) ----------------------------
+# ``RandomSplitter(valid_pct, seed)``: ``torch.manual_seed(seed); rand_idx = torch.randperm(n)``;
+# training rows ``rand_idx[int(valid_pct * n):]``. ``TabularPandas`` / ``TabularCollab`` (the
+# preview's too) run ``df_shrink`` on the FULL frame first (``reduce_memory=True``): object/str
+# columns become ``category`` (so they keep every value of the frame, validation-only ones
+# included), ints the smallest int type that holds them, floats float32 when they fit.
+# ``Categorify.setups`` runs on the training rows: ``CategoryMap(col, sort=True, add_na=True)`` is
+# ``#na#`` + a category column's own categories in their order, else its sorted non-NaN unique
+# values (numpy scalars of the shrunk dtype). FillMissing adds ``<cont>_na`` for each cont column
+# with a NaN in the training rows (classes ``#na#, False, True``).
+
+
+def random_train_rows(n: int, seed: int, valid_pct: float) -> Any:
+    return torch_randperm(n, seed)[int(valid_pct * n):]
+
+
+_EXCLUDED = ("category", "datetime64[ns]", "bool")
+_NUMERIC = (("int", (np.int8, np.int16, np.int32, np.int64)), ("uint", (np.uint8, np.uint16, np.uint32, np.uint64)),
+            ("float", (np.float32, np.float64, np.longdouble)))
+
+
+def df_shrink(frame: Any) -> Any:
+    """fastai's ``df_shrink(df)`` (``obj2cat=True``, ``int2uint=False``): the first dtype of the
+    column's kind whose range holds its min and max; object and string columns → category."""
+    new: dict[Any, Any] = {}
+    for column, dtype in frame.dtypes.items():
+        name = dtype.name
+        if name in _EXCLUDED:
+            continue
+        if name.startswith(("object", "str")):
+            new[column] = "category"
+            continue
+        kinds = [types for kind, types in _NUMERIC if name.startswith(kind)]
+        if not kinds:
+            continue
+        lo, hi = frame[column].min(), frame[column].max()
+        for t in kinds[0]:
+            info: Any = np.iinfo(t) if np.issubdtype(t, np.integer) else np.finfo(t)  # type: ignore[type-var]
+            if info.min <= lo and info.max >= hi:
+                if np.dtype(t) != dtype:
+                    new[column] = np.dtype(t)
+                break
+    return frame.astype(new) if new else frame
+
+
+def rebuild_column(train: Any, role: str, source: str) -> Rebuilt:
+    import pandas as pd
+
+    if isinstance(train.dtype, pd.CategoricalDtype):
+        items = list(train.cat.categories)
+    else:
+        items = sorted(o for o in train.unique() if o == o)
+    return Rebuilt(Vocabulary([NA, *items], unknown_index=0, source=source), pd.Index(items, dtype=object), 1)
+
+
 PREVIEW = register(Generation(
     name="fastai2-preview",
     label="the fastai2 preview",
@@ -115,6 +182,9 @@ PREVIEW = register(Generation(
     inference_categories=inference_categories,
     category_rows=own_codes_rows,
     fill_missing=fill_missing,
+    random_train_rows=random_train_rows,
+    prepare_data=df_shrink,
+    rebuild_column=rebuild_column,
 ))
 
 GENERATION = register(Generation(
@@ -128,4 +198,7 @@ GENERATION = register(Generation(
     inference_categories=inference_categories,
     category_rows=own_codes_rows,
     fill_missing=fill_missing,
+    random_train_rows=random_train_rows,
+    prepare_data=df_shrink,
+    rebuild_column=rebuild_column,
 ))

@@ -44,7 +44,15 @@ class Generation:
       ``InferenceCategories``; ``category_rows(categories, series)``: the rows of a pandas Series'
       values (unseen and NaN → the unknown row); ``fill_missing(model)``: FillMissing's tables,
       ``{"<cont>_na": "<cont>"}`` (the table holds ``isnull(<cont>)``), or None when the file does
-      not say (then tables named ``<col>_na`` with ``#na#, False, True`` rows are taken as such)."""
+      not say (then tables named ``<col>_na`` with ``#na#, False, True`` rows are taken as such).
+    * Rebuilding labels from the training data (``--data``, ``rebuild.py``; spec §11), the
+      generation's own rules: ``random_train_rows(n, seed, valid_pct)``: the training rows of its
+      seeded random split; ``prepare_data(frame)``: the frame as its data processing saw it before
+      splitting (fastai 2's ``df_shrink``); ``rebuild_column(train_values, role, source)``: a
+      column's ``Rebuilt`` vocabulary from its training values (a pandas Series);
+      ``vocab_from_full_data``: its vocabularies never depended on the split; ``na_tables``: it
+      adds FillMissing's ``<cont>_na`` tables. A generation without ``rebuild_column`` cannot
+      rebuild."""
 
     name: str
     label: str
@@ -61,6 +69,21 @@ class Generation:
         lambda model, table: vocab_categories(table)
     category_rows: Callable[[InferenceCategories, Any], Any] = lambda cats, series: categorical_rows(cats, series)
     fill_missing: Callable[[EmbeddingModel], dict[str, str] | None] = lambda model: None
+    random_train_rows: Callable[[int, int, float], Any] | None = None
+    prepare_data: Callable[[Any], Any] = lambda frame: frame
+    rebuild_column: Callable[[Any, str, str], Rebuilt] | None = None
+    vocab_from_full_data: bool = False
+    na_tables: bool = True
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A vocabulary rebuilt from training data, with the typed ``categories`` (a pandas Index)
+    that training values are numbered by: value ``categories[k]`` is row ``offset + k``."""
+
+    vocab: Vocabulary
+    categories: Any
+    offset: int
 
 
 @dataclass(frozen=True)
