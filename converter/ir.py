@@ -47,10 +47,76 @@ def python_scalar(token: Any) -> Any:
     return token
 
 
+def _is_nan(token: Any) -> bool:
+    """True for a float (Python or numpy) NaN."""
+    return isinstance(token, (float, np.floating)) and token != token
+
+
+def query_number(token: Any) -> int | float | None:
+    """``token`` as a number when it is one: a Python or numpy int or float (bools are their own
+    values, never numbers; NaN is no number either); None otherwise (str included)."""
+    t = python_scalar(token)
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return None
+    return None if t != t else t
+
+
+def canonical_number(text: str) -> int | float | None:
+    """The number whose ``str()`` is exactly ``text`` (``'7'`` → 7, ``'1.5'`` → 1.5, ``'1e+16'``);
+    None for anything else: ``'007'``, ``'+7'``, ``' 7'``, ``'1_0'``, ``'7.50'``, ``'nan'``, words."""
+    if not text or len(text) > 64 or not (text[0].isdigit() or text[0] in "-i"):
+        return None
+    try:
+        n = int(text)
+        return n if str(n) == text else None
+    except ValueError:
+        pass
+    try:
+        f = float(text)
+    except ValueError:
+        return None
+    return f if f == f and str(f) == text else None
+
+
+def loose_number(text: str) -> int | float | None:
+    """``text`` parsed as Python's ``int``/``float`` parse it (``'007'`` → 7, ``' 1.50 '`` → 1.5),
+    for a "did you mean" hint only; None when it is no number (or NaN)."""
+    if len(text) > 64:
+        return None
+    for parse in (int, float):
+        try:
+            n = parse(text)
+        except ValueError:
+            continue
+        return None if n != n else n
+    return None
+
+
 class Vocabulary:
     """Row i → token. ``tokens`` keeps the original Python scalars (str/int/float/bool);
     ``strings`` their string forms; ``unknown_index`` is the row unseen ids map to (``#na#``
-    or the NaN row), or None; ``source`` says where the vocabulary came from."""
+    or the NaN row), or None; ``source`` says where the vocabulary came from.
+
+    ``index(query)`` finds a token's row by these rules, in order (the first row wins on
+    duplicates):
+
+    1. the query's string form (``str()``, numpy scalars as numpy prints them) equals the
+       token's: ``'7'`` and ``np.int16(7)`` find the int 7, ``True`` and ``'True'`` the bool True
+       or the string ``'True'``, ``'#na#'`` the ``#na#`` row;
+    2. otherwise numbers match numbers by value, as fastai's own ``o2i`` dictionaries do
+       (``7.0`` finds the int 7, ``7`` the float 7.0), where
+       * a numeric query (a Python/numpy int or float, never a bool) matches a numeric token, or
+         a string token that is the canonical string form of a number (``str(int)`` or
+         ``str(float)``: fastai 1 stores numeric classes as such strings, so ``1002.0`` finds
+         ``'1002'`` and ``1.5`` finds ``'1.5'``; but ``7`` never finds ``'007'`` or ``'7.50'``);
+       * a string query that is the canonical string form of a number (``'7'``, ``'7.0'``;
+         not ``'007'``, ``'+7'``, ``' 7'``) matches a numeric token of that value (``'7'`` finds
+         the float 7.0, ``'7.0'`` the int 7), never a string token: between two strings only
+         rule 1 holds, so ``'1'`` does not find the string ``'1.0'``.
+
+    Bools never match numbers (``True`` is not 1). NaN matches nothing (a NaN token is in no
+    index; the unknown row is what fastai gives it). A vocabulary read back from an output holds
+    string forms only, so there rule 2 is the numeric-query half alone."""
 
     def __init__(self, tokens: Iterable[Any], *, unknown_index: int | None = None, source: str = "file",
                  strings: Iterable[str] | None = None) -> None:
@@ -59,6 +125,7 @@ class Vocabulary:
         self.unknown_index = unknown_index
         self.source = source
         self._index: dict[str, int] | None = None
+        self._numeric: tuple[dict[int | float, int], dict[int | float, int]] | None = None
         if isinstance(tokens, ChunkedStrings) and strings is None:
             # Read back from an output: the tokens are their string forms, decoded on demand.
             self.tokens = self.strings = tokens
@@ -78,13 +145,65 @@ class Vocabulary:
         return len(self.tokens)
 
     def index(self, token: Any) -> int | None:
-        """The row of ``token`` (matched by its string form; the first row wins on duplicates)."""
+        """The row of ``token``, or None (the class docstring has the matching rules). The
+        string-form index is built on the first call; the numeric one only when a number is
+        looked up that the first misses."""
         if self._index is None:
-            idx: dict[str, int] = {}
-            for i, s in enumerate(self.strings):
-                idx.setdefault(s, i)
-            self._index = idx
-        return self._index.get(token_string(token))
+            self._index = self._string_index()
+        s = token_string(token)
+        i = self._index.get(s)
+        if i is not None:
+            return None if s == "nan" and _is_nan(token) else i
+        if isinstance(token, str):  # matches numeric tokens only (there are none when tokens are strings)
+            n = canonical_number(token) if self.tokens is not self.strings else None
+            return None if n is None else self._numeric_index()[0].get(n)
+        n = query_number(token)
+        if n is None:
+            return None
+        by_number, by_string = self._numeric_index()
+        found = [r for r in (by_number.get(n), by_string.get(n)) if r is not None]
+        return min(found) if found else None
+
+    def near(self, token: Any) -> str | None:
+        """For an error message about a string ``token`` that ``index`` does not find: the
+        string form of a token it resembles as a number (``'1'`` → ``'1.0'`` of a string
+        vocabulary, ``'007'`` → ``'7'``); None when there is none (and for other queries)."""
+        n = loose_number(token) if isinstance(token, str) else None
+        if n is None:
+            return None
+        by_number, by_string = self._numeric_index()
+        rows = [r for r in (by_number.get(n), by_string.get(n)) if r is not None]
+        return self.strings[min(rows)] if rows else None
+
+    def _string_index(self) -> dict[str, int]:
+        idx: dict[str, int] = {}
+        if self.tokens is not self.strings and any(_is_nan(t) for t in self.tokens):
+            for i, (t, s) in enumerate(zip(self.tokens, self.strings, strict=True)):
+                if not _is_nan(t):  # a NaN token is found by nothing
+                    idx.setdefault(s, i)
+            return idx
+        for i, s in enumerate(self.strings):
+            idx.setdefault(s, i)
+        return idx
+
+    def _numeric_index(self) -> tuple[dict[int | float, int], dict[int | float, int]]:
+        """(number → row of the numeric tokens, number → row of the string tokens that are the
+        canonical string form of a number), built once."""
+        if self._numeric is None:
+            by_number: dict[int | float, int] = {}
+            by_string: dict[int | float, int] = {}
+            mixed = self.tokens is not self.strings
+            for i, t in enumerate(self.tokens):
+                if isinstance(t, str):
+                    n = canonical_number(t)
+                    if n is not None:
+                        by_string.setdefault(n, i)
+                elif mixed:
+                    n = query_number(t)
+                    if n is not None:
+                        by_number.setdefault(n, i)
+            self._numeric = (by_number, by_string)
+        return self._numeric
 
     def duplicates(self) -> list[str]:
         """String forms that label more than one row (e.g. fastai's ``xxfake`` padding)."""
@@ -201,15 +320,22 @@ class EmbeddingTable:
         for start in range(0, self.rows, max(1, chunk_rows)):
             yield start, self.weight_rows(start, start + chunk_rows)
 
-    def lookup(self, token: Any) -> np.ndarray:
-        """The vector of ``token``; unseen tokens get the unknown row, or KeyError without one."""
+    def lookup(self, token: Any, unknown: str = "raise") -> np.ndarray:
+        """The vector of ``token``, found by ``Vocabulary.index``'s rules (a token's string form,
+        or numbers by value: ``7``, ``'7'``, ``np.int64(7)`` and ``7.0`` all find the int 7).
+        A token not in the vocabulary is a KeyError naming it and the table (``unknown="raise"``),
+        or, with ``unknown="na"``, gets fastai's answer: the unknown (``#na#``) row (KeyError when
+        the table has none). A table without vocabulary is a KeyError."""
+        if unknown not in ("raise", "na"):
+            raise ValueError(f"unknown={unknown!r}: use 'raise' or 'na'")
         if self.vocab is None:
             raise KeyError(f"table {self.name!r} has no vocabulary")
         i = self.vocab.index(token)
         if i is None:
-            if self.vocab.unknown_index is None:
-                raise KeyError(f"{token!r} is not in table {self.name!r}")
-            i = self.vocab.unknown_index
+            if unknown == "na" and self.vocab.unknown_index is not None:
+                i = self.vocab.unknown_index
+            else:
+                raise KeyError(_missing_message(self, token, unknown))
         return self.weight[i]
 
     def to_frame(self, vector: str = "columns") -> Any:
@@ -241,6 +367,22 @@ class EmbeddingTable:
             "vocab": self.vocab.to_json(include_tokens) if self.vocab is not None else None,
         }
 
+
+
+def _missing_message(table: EmbeddingTable, token: Any, unknown: str) -> str:
+    """Why ``table.lookup(token)`` found no row, in a line (a near form of the token, if any)."""
+    assert table.vocab is not None
+    shown = token if isinstance(token, str) else python_scalar(token)
+    label = repr(shown)
+    if len(label) > 80:
+        label = label[:77] + "..."
+    msg = f"{label} is not in table {table.name!r}"
+    near = table.vocab.near(token)
+    if near is not None:
+        msg += f" (did you mean {near!r}?)"
+    elif unknown == "na":
+        msg += " and the table has no unknown (#na#) row"
+    return msg
 
 @dataclass
 class SourceInfo:
@@ -327,14 +469,45 @@ class ModelInfo:
         return {"kind": self.kind, "y_range": list(self.y_range) if self.y_range is not None else None}
 
 
+class Tables(OrderedDict):
+    """A model's tables by name (ordered), where a table renamed after its data column (``user`` →
+    ``userId``, ``cat_0`` → ``city``) is still found under its old name: ``aliases`` maps old names
+    to current ones. Iteration, ``keys()`` and ``len`` see current names only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases: dict[str, str] = {}
+
+    def resolve(self, name: str) -> str:
+        """The current name of ``name`` (itself when it is not an alias)."""
+        if OrderedDict.__contains__(self, name):
+            return name
+        return self.aliases.get(name, name)
+
+    def __getitem__(self, name: str) -> EmbeddingTable:
+        return OrderedDict.__getitem__(self, self.resolve(name))
+
+    def __contains__(self, name: object) -> bool:
+        return OrderedDict.__contains__(self, name) or (isinstance(name, str) and name in self.aliases)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+
 @dataclass
 class EmbeddingModel:
-    """A model as named embedding tables (ordered), where it came from, and what to watch for."""
+    """A model as named embedding tables (ordered), where it came from, and what to watch for.
+    ``tables[name]`` also finds a table under the placeholder it had before it was named after its
+    data column (``user``, ``item``, ``cat_N``)."""
 
     tables: OrderedDict[str, EmbeddingTable]
     source: SourceInfo
     model: ModelInfo = field(default_factory=ModelInfo)
     warnings: list[ModelWarning] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tables, Tables):
+            self.tables = Tables(self.tables)
 
     def warn(self, code: str, message: str, table: str | None = None) -> None:
         """Add a warning (see ``ModelWarning``)."""
@@ -347,11 +520,15 @@ class EmbeddingModel:
 
     def rename_table(self, old: str, new: str) -> None:
         """Rename a table in place, keeping the order of tables and what its warnings name."""
+        old = self._resolve(old)
         table = self.tables[old]
         items = [(new if k == old else k, v) for k, v in self.tables.items()]
         table.name = new
+        aliases = {a: (new if c == old else c) for a, c in self._aliases().items() if a != new}
         self.tables.clear()
         self.tables.update(items)
+        aliases[old] = new
+        self._set_aliases(aliases)
         self.warnings[:] = [ModelWarning(w.code, w.message, new) if w.table == old else w for w in self.warnings]
 
     def manifest(self, include_tokens: bool = True, *, sha256: str | None = None) -> dict:
@@ -379,12 +556,24 @@ class EmbeddingModel:
 
     def select(self, names: Iterable[str]) -> EmbeddingModel:
         """A model with only the named tables (KeyError naming the missing one)."""
-        chosen: OrderedDict[str, EmbeddingTable] = OrderedDict()
+        chosen = Tables()
         for n in names:
             if n not in self.tables:
                 raise KeyError(n)
-            chosen[n] = self.tables[n]
+            chosen[self._resolve(n)] = self.tables[n]
+        chosen.aliases = {a: c for a, c in self._aliases().items() if c in chosen}
         return EmbeddingModel(chosen, self.source, self.model, list(self.warnings))
+
+    def _resolve(self, name: str) -> str:
+        return self.tables.resolve(name) if isinstance(self.tables, Tables) else name
+
+    def _aliases(self) -> dict[str, str]:
+        return dict(self.tables.aliases) if isinstance(self.tables, Tables) else {}
+
+    def _set_aliases(self, aliases: dict[str, str]) -> None:
+        if not isinstance(self.tables, Tables):
+            self.tables = Tables(self.tables)
+        self.tables.aliases = aliases
 
 
 def finite_range(value: Any) -> tuple[float, float] | None:

@@ -1,4 +1,4 @@
-"""ONNX output: checker full check, onnxruntime by index / by id / unseen id, collab rating."""
+"""ONNX output: checker full check, onnxruntime by index / by id / unseen id, ``.found``, collab rating."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from converter.saving import save
 from converter.verify import verify_output
 from converter.writers import read_output
 from tests._writer_models import TRICKY_TOKENS, collab_model, tricky_model
+from tests.conftest import FIXTURES
 
 
 def _session(path):
@@ -99,3 +100,94 @@ def test_read_output(tmp_path):
     assert back.tables["words"].vocab.strings == TRICKY_TOKENS
     assert np.array_equal(back.tables["words"].bias, m.tables["words"].bias)
     verify_output(out, m)
+
+
+def _outputs(sess):
+    return [o.name for o in sess.get_outputs()]
+
+
+def test_found_and_vectors_by_id_on_a_fixture(tmp_path):
+    """``<table>.found`` is True exactly for the vocabulary's ids (``#na#`` included); unseen ids
+    get the ``#na#`` row in ``vectors_by_id``; ``rating`` still works beside them."""
+    from converter import convert, load
+
+    src = FIXTURES / "fastai2" / "collab_dot_export.pkl"
+    out = tmp_path / "m.onnx"
+    convert(src, out)
+    m = load(src)
+    sess = _session(out)
+    names = _outputs(sess)
+    for t in m.tables.values():
+        assert f"{t.name}.found" in names
+        o = next(o for o in sess.get_outputs() if o.name == f"{t.name}.found")
+        assert o.type == "tensor(bool)"
+    u = m.tables["userId"]
+    known = [u.vocab.strings[r] for r in (3, 1, len(u.vocab) - 1, 0)]  # '#na#' (row 0) is a token too
+    ids = np.array(known + ["typo", ""], dtype=object)
+    found, vecs = sess.run(["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
+    assert found.dtype == np.bool_ and found.tolist() == [True, True, True, True, False, False]
+    assert np.array_equal(vecs, u.weight[[3, 1, len(u.vocab) - 1, 0, 0, 0]])
+    assert u.vocab.unknown_index == 0
+    # the other table's outputs, and rating, from the same run
+    t = m.tables["title"]
+    titles = np.array([t.vocab.strings[2], "no such film", t.vocab.strings[1], t.vocab.strings[5], "x", "y"],
+                      dtype=object)
+    tf, r = sess.run(["title.found", "rating"], {"userId.id": ids, "title.id": titles})
+    assert tf.tolist() == [True, False, True, True, False, False]
+    assert r.shape == (6,) and np.isfinite(r).all()
+    (empty,) = sess.run(["userId.found"], {})
+    assert empty.shape == (0,)
+    verify_output(out, read_output(out))
+
+
+def test_found_without_unknown_row(tmp_path):
+    m = collab_model(unknown=False)
+    out = tmp_path / "c.onnx"
+    save(m, out)
+    onnx.checker.check_model(str(out), full_check=True)
+    sess = _session(out)
+    ids = np.array(["u3", "nobody", "u1", "", "#na#"], dtype=object)
+    found, v = sess.run(["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
+    assert found.tolist() == [True, False, True, False, False]
+    w = m.tables["userId"].weight
+    assert np.array_equal(v[0], w[2]) and np.array_equal(v[2], w[0])
+    assert np.isnan(v[[1, 3, 4]]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float64"])
+def test_found_with_other_dtypes(tmp_path, dtype):
+    m = tricky_model()
+    out = tmp_path / "m.onnx"
+    save(m, out, dtype=dtype)
+    onnx.checker.check_model(str(out), full_check=True)
+    sess = _session(out)
+    found, v = sess.run(["nums.found", "nums.vectors_by_id"],
+                        {"nums.id": np.array(["7", "nope", "#na#", "2.5"], dtype=object)})
+    assert found.tolist() == [True, False, True, True]
+    assert np.array_equal(v, m.tables["nums"].weight.astype(dtype)[[4, 0, 0, 2]])
+    assert "plain.found" not in _outputs(sess)  # no vocabulary: no .id, no .found
+
+
+def test_files_without_found_still_read(tmp_path):
+    """An ONNX file of the layout before ``.found`` (LabelEncoder default = the unknown row, no
+    ``.found`` outputs) reads back and verifies as before."""
+    m = collab_model()
+    out = tmp_path / "c.onnx"
+    save(m, out)
+    proto = onnx.load(str(out))
+    for node in proto.graph.node:
+        if node.op_type == "LabelEncoder":
+            for a in node.attribute:
+                if a.name == "default_int64":
+                    a.i = 0
+    keep = [o for o in proto.graph.output if not o.name.endswith(".found")]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    back = read_output(old)
+    assert back.tables["userId"].vocab.strings == m.tables["userId"].vocab.strings
+    assert np.array_equal(back.tables["title"].weight, m.tables["title"].weight)
+    verify_output(old, m)
+    (v,) = _session(old).run(["userId.vectors_by_id"], {"userId.id": np.array(["u2", "who"], dtype=object)})
+    assert np.array_equal(v, m.tables["userId"].weight[[2, 0]])

@@ -123,24 +123,29 @@ def _graph(model: EmbeddingModel, dtype: str) -> tuple[onnx.GraphProto, list[tup
         unk = t.vocab.unknown_index
         inputs.append(helper.make_tensor_value_info(f"{n}.id", TensorProto.STRING, [f"{n}.M"]))
         inits.append(numpy_helper.from_array(np.array([], dtype=object), f"{n}.id"))
-        # keys and values are added once the node is inside the model (_fill_label_encoder)
+        # keys and values are added once the node is inside the model (_fill_label_encoder); an
+        # unseen id gives -1, so that <t>.found can tell it from the #na# token itself
         nodes.append(helper.make_node("LabelEncoder", [f"{n}.id"], [f"{n}.row"], domain="ai.onnx.ml",
-                                      default_int64=-1 if unk is None else int(unk)))
+                                      default_int64=-1))
+        inits.append(numpy_helper.from_array(np.zeros(1, dtype=np.int64), f"{n}.zero"))
+        nodes.append(helper.make_node("GreaterOrEqual", [f"{n}.row", f"{n}.zero"], [f"{n}.found"]))
         if unk is None:
-            inits.append(numpy_helper.from_array(np.zeros(1, dtype=np.int64), f"{n}.zero"))
             inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), f"{n}.axis1"))
             inits.append(numpy_helper.from_array(np.array(np.nan, dtype=np_dtype), f"{n}.nan"))
             nodes += [
-                helper.make_node("GreaterOrEqual", [f"{n}.row", f"{n}.zero"], [f"{n}.known"]),
                 helper.make_node("Max", [f"{n}.row", f"{n}.zero"], [f"{n}.safe_row"]),
                 helper.make_node("Gather", [f"{n}.weight", f"{n}.safe_row"], [f"{n}.raw_by_id"], axis=0),
-                helper.make_node("Unsqueeze", [f"{n}.known", f"{n}.axis1"], [f"{n}.known2"]),
-                helper.make_node("Where", [f"{n}.known2", f"{n}.raw_by_id", f"{n}.nan"], [f"{n}.vectors_by_id"]),
+                helper.make_node("Unsqueeze", [f"{n}.found", f"{n}.axis1"], [f"{n}.found2"]),
+                helper.make_node("Where", [f"{n}.found2", f"{n}.raw_by_id", f"{n}.nan"], [f"{n}.vectors_by_id"]),
             ]
         else:
-            nodes.append(helper.make_node("Identity", [f"{n}.row"], [f"{n}.safe_row"]))
-            nodes.append(helper.make_node("Gather", [f"{n}.weight", f"{n}.safe_row"], [f"{n}.vectors_by_id"], axis=0))
+            inits.append(numpy_helper.from_array(np.array(int(unk), dtype=np.int64), f"{n}.unknown_row"))
+            nodes += [
+                helper.make_node("Where", [f"{n}.found", f"{n}.row", f"{n}.unknown_row"], [f"{n}.safe_row"]),
+                helper.make_node("Gather", [f"{n}.weight", f"{n}.safe_row"], [f"{n}.vectors_by_id"], axis=0),
+            ]
         outputs.append(helper.make_tensor_value_info(f"{n}.vectors_by_id", elem, [f"{n}.M", t.dim]))
+        outputs.append(helper.make_tensor_value_info(f"{n}.found", TensorProto.BOOL, [f"{n}.M"]))
     pair = _collab_pair(model)
     if pair is not None:
         nodes += _rating_nodes(model, pair, dtype, inits)

@@ -7,10 +7,14 @@ onnxruntime >= 1.10 and accepted by ``onnx.checker`` full checks). For every tab
 * input ``<t>.index`` int64 [N] → ``Gather`` → output ``<t>.vectors`` [N, dim];
 * where the table has a vocabulary: input ``<t>.id`` string [N] → ``ai.onnx.ml.LabelEncoder``
   (keys = the tokens in row order, values = row numbers; a duplicated token maps to its first
-  row) → ``<t>.row`` → ``Gather`` → output ``<t>.vectors_by_id`` [N, dim]. An unseen id maps to
-  the vocabulary's unknown (``#na#``) row where it has one; where it has none, the unseen id's
-  row of ``vectors_by_id`` is all NaN (LabelEncoder gives -1, the row is clamped to 0 for the
-  Gather and then replaced by NaN with ``Where``), so an unseen id can never pass as a vector.
+  row; an unseen id gives -1) → ``<t>.row`` → ``Gather`` → output ``<t>.vectors_by_id`` [N, dim],
+  and output ``<t>.found`` bool [N] (``row >= 0``: the id is one of the vocabulary's tokens,
+  compared as exact strings; the ``#na#`` token itself is found). An unseen id maps to the
+  vocabulary's unknown (``#na#``) row where it has one (``Where(found, row, unknown row)``);
+  where it has none, the unseen id's row of ``vectors_by_id`` is all NaN (the row is clamped to 0
+  for the Gather and then replaced by NaN with ``Where``), so an unseen id can never pass as a
+  vector. (Files written before ``found`` existed have no such output and their LabelEncoder's
+  default is the unknown row; they read back the same.)
 * a ``collab-dot`` model whose user and item tables both have a vocabulary and a bias gets an
   output ``rating`` [N] from ``<user>.id`` and ``<item>.id``, fastai's forward:
   ``dot(u, i) + u_bias + i_bias``, then ``sigmoid(x) * (hi - lo) + lo`` when ``y_range`` is set
