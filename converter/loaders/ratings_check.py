@@ -1,7 +1,8 @@
 """Checking rebuilt collab labels against the ratings they were trained on (spec §11.3).
 
-Sizes can prove a labelling wrong, never right. A collab dot model (every fastai generation's
-EmbeddingDotBias scores ``user · item + user bias + item bias``) trained under the right labels
+Sizes can prove a labelling wrong, never right. A collab model (a dot model — every fastai
+generation's EmbeddingDotBias scores ``user · item + user bias + item bias`` — or an EmbeddingNN,
+run forward in numpy by ``forward.py``) trained under the right labels
 scores its training rows in step with their ratings; under shuffled labels the correlation is about
 0. The figures go into the vocabulary's source, so inspect and every output show them."""
 
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import EmbeddingModel, EmbeddingTable
+from .forward import tabular_forward
 
 MIN_SHUFFLES, MAX_SHUFFLES = 20, 200  # more where they are cheap: small data has a wide shuffled spread
 SHUFFLE_BUDGET = 200_000_000  # multiply-adds spent on shuffles, at most
@@ -68,13 +70,17 @@ class RatingsCheck:
 
 def check_ratings(model: EmbeddingModel, tables: Sequence[EmbeddingTable], rebuilt: Sequence[Any], frame: Any,
                   train_rows: np.ndarray, columns: Sequence[str], rating: str) -> RatingsCheck | None:
-    """The check for a collab dot model's (user, item) ``tables`` labelled by ``rebuilt``
+    """The check for a collab model's (user, item) ``tables`` labelled by ``rebuilt``
     (``generations.Rebuilt``), on the ``train_rows`` of ``frame``; None when the ratings are not
-    numbers."""
+    numbers or the model's layers cannot be run."""
     import pandas as pd
 
     if rating not in frame.columns:
         return None
+    scorer = _scorer(model, tables)
+    if scorer is None:
+        return None
+    score, cost = scorer
     train = frame.iloc[train_rows]
     ratings = pd.to_numeric(train[rating], errors="coerce").to_numpy(dtype=np.float64)
     codes = [_rows(r, train[c], t) for r, c, t in zip(rebuilt, columns, tables)]
@@ -86,16 +92,13 @@ def check_ratings(model: EmbeddingModel, tables: Sequence[EmbeddingTable], rebui
         pick = np.sort(np.random.RandomState(0).choice(len(ratings), MAX_ROWS, replace=False))
         ratings, u, i = ratings[pick], u[pick], i[pick]
     user, item = tables
-    uw, iw = np.asarray(user.weight, dtype=np.float32), np.asarray(item.weight, dtype=np.float32)
-    ub = np.asarray(user.bias, dtype=np.float32) if user.bias is not None else np.zeros(user.rows, np.float32)
-    ib = np.asarray(item.bias, dtype=np.float32) if item.bias is not None else np.zeros(item.rows, np.float32)
-    r = _correlation(_scores(uw, iw, ub, ib, u, i), ratings)
+    r = _correlation(score(u, i), ratings)
     rng = np.random.RandomState(0)
     shuffled = []
-    shuffles = int(np.clip(SHUFFLE_BUDGET // max(1, len(u) * uw.shape[1]), MIN_SHUFFLES, MAX_SHUFFLES))
+    shuffles = int(np.clip(SHUFFLE_BUDGET // max(1, len(u) * cost), MIN_SHUFFLES, MAX_SHUFFLES))
     for _ in range(shuffles):
         pu, pi = rng.permutation(user.rows), rng.permutation(item.rows)
-        shuffled.append(_correlation(_scores(uw, iw, ub, ib, pu[u], pi[i]), ratings))
+        shuffled.append(_correlation(score(pu[u], pi[i]), ratings))
     s = np.asarray(shuffled)
     shifted = []
     for which, table in ((0, user), (1, item)):
@@ -104,22 +107,59 @@ def check_ratings(model: EmbeddingModel, tables: Sequence[EmbeddingTable], rebui
             moved = np.arange(table.rows)
             moved[first:] = np.roll(moved[first:], step)
             su, si = (moved[u], i) if which == 0 else (u, moved[i])
-            shifted.append(_correlation(_scores(uw, iw, ub, ib, su, si), ratings))
-    own = [_own_fraction(uw, iw, ub, ib, u, i, ratings, which, rebuilt[which].offset) for which in (0, 1)]
+            shifted.append(_correlation(score(su, si), ratings))
+    own = [_own_fraction(score, tables[which].rows, u, i, ratings, which, rebuilt[which].offset) for which in (0, 1)]
     return RatingsCheck(r, float(s.mean()), float(s.std()), float(s.max()), len(ratings), shuffles, max(shifted),
                         min(own))
 
 
-def _own_fraction(uw: np.ndarray, iw: np.ndarray, ub: np.ndarray, ib: np.ndarray, u: np.ndarray, i: np.ndarray,
-                  ratings: np.ndarray, which: int, first: int) -> float:
+Scorer = Any  # (user rows, item rows) -> scores
+
+
+def _scorer(model: EmbeddingModel, tables: Sequence[EmbeddingTable]) -> tuple[Scorer, int] | None:
+    """(the model's score of (user row, item row) pairs, multiply-adds per pair)."""
+    user, item = tables
+    uw, iw = np.asarray(user.weight, dtype=np.float32), np.asarray(item.weight, dtype=np.float32)
+    if model.model.kind == "collab-dot":
+        ub = np.asarray(user.bias, dtype=np.float32) if user.bias is not None else np.zeros(user.rows, np.float32)
+        ib = np.asarray(item.bias, dtype=np.float32) if item.bias is not None else np.zeros(item.rows, np.float32)
+
+        def dot(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+            return _chunked(lambda uu, ii: np.einsum("ij,ij->i", uw[uu], iw[ii], dtype=np.float64) + ub[uu] + ib[ii],
+                            u, i, uw.shape[1])
+        return dot, uw.shape[1]
+    forward = tabular_forward(model, tables)
+    if forward is None:
+        return None
+    linear = next(m for m in forward.layers if m.kind == "linear")
+    if linear.params["weight"].shape[1] != uw.shape[1] + iw.shape[1]:
+        return None
+    cost = sum(m.params["weight"].size for m in forward.layers if m.kind == "linear")
+
+    def net(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return _chunked(lambda uu, ii: forward(np.concatenate([uw[uu], iw[ii]], axis=1))[:, 0].astype(np.float64),
+                        u, i, uw.shape[1] + iw.shape[1])
+    return net, cost
+
+
+def _chunked(f: Any, u: np.ndarray, i: np.ndarray, width: int) -> np.ndarray:
+    out = np.empty(len(u), dtype=np.float64)
+    step = max(1, (1 << 22) // max(1, width))  # bounded memory: ~16 MiB of gathered rows at a time
+    for a in range(0, len(u), step):
+        out[a:a + step] = f(u[a:a + step], i[a:a + step])
+    return out
+
+
+def _own_fraction(score: Scorer, rows: int, u: np.ndarray, i: np.ndarray, ratings: np.ndarray, which: int,
+                  first: int) -> float:
     """Of one table's rows with training ratings, the fraction whose own vector predicts them with
     less squared error (after the best affine fit of scores to ratings) than the vectors of the rows
     1 and 2 above and below: a labelling off by a row or two somewhere fails there."""
-    rows = (uw if which == 0 else iw).shape[0]
     codes = u if which == 0 else i
+
     def sse(moved: np.ndarray) -> np.ndarray:
         su, si = (moved[u], i) if which == 0 else (u, moved[i])
-        x = _scores(uw, iw, ub, ib, su, si)
+        x = score(su, si)
         a, b = np.polyfit(x, ratings, 1) if x.std() > 0 else (0.0, ratings.mean())
         return np.bincount(codes, weights=(ratings - (a * x + b)) ** 2, minlength=rows)
     ident = np.arange(rows)
@@ -142,15 +182,6 @@ def _rows(rebuilt: Any, values: Any, table: EmbeddingTable) -> np.ndarray:
     rows[codes < 0] = unknown if unknown is not None else -1
     rows[rows >= table.rows] = -1
     return rows
-
-
-def _scores(uw: np.ndarray, iw: np.ndarray, ub: np.ndarray, ib: np.ndarray, u: np.ndarray, i: np.ndarray) -> np.ndarray:
-    out = np.empty(len(u), dtype=np.float64)
-    step = max(1, (1 << 22) // max(1, uw.shape[1]))  # bounded memory: ~16 MiB of gathered rows at a time
-    for a in range(0, len(u), step):
-        uu, ii = u[a:a + step], i[a:a + step]
-        out[a:a + step] = np.einsum("ij,ij->i", uw[uu], iw[ii], dtype=np.float64) + ub[uu] + ib[ii]
-    return out
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:

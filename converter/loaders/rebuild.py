@@ -161,8 +161,8 @@ def _roles(model: EmbeddingModel, spec: TrainingData, data: _Frame) -> tuple[lis
 
 
 def _rating_column(model: EmbeddingModel, spec: TrainingData, data: _Frame, columns: list[str]) -> str | None:
-    """The ratings of a collab dot model (fastai's default: the third column), or None."""
-    if model.model.kind != "collab-dot":
+    """The ratings of a collab model (fastai's default: the third column), or None."""
+    if model.model.kind not in _COLLAB:
         return None
     if spec.rating is not None:
         return _column(data, spec.rating, "--rating")
@@ -314,7 +314,7 @@ def _choose(model: EmbeddingModel, found: list[_Labels], rating: str | None, spl
             raise UnreadableInputError(f"--data {data.name} --split {split}: the labels are off by a row or more "
                                        f"in places ({check}): not the split fastai made (another seed or valid_pct?)")
     else:
-        tables = ", ".join(t.name for t in chosen.tables)
+        tables = ", ".join(chosen.columns)
         chosen.notes.append(f"the labels of {tables} follow from --split {split} and fit every table's rows, but sizes "
                             "cannot prove a split and this model has no ratings to check them against: make sure the "
                             "split is the one fastai made")
