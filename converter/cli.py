@@ -293,7 +293,10 @@ def format_model(model: EmbeddingModel, rows: int = 4) -> str:
             continue
         v = t.vocab
         unk = f"; unseen ids → row {v.unknown_index}" if v.unknown_index is not None else "; no row for unseen ids"
-        out.append(f"    row labels: {len(v):,} from {v.source}{unk}")
+        source, _, check = v.source.partition("; ratings check: ")
+        out.append(f"    row labels: {len(v):,} from {source}{unk}")
+        if check:
+            out.append(f"    checked:    {check}")
         shown = list(range(min(rows, len(v))))
         if len(v) > rows:
             shown.append(len(v) - 1)

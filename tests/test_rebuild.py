@@ -306,3 +306,12 @@ def test_encoder_labelled_by_its_export(gen: str, kind: str) -> None:
     export = converter.load(fx / f"{kind}_export.pkl")
     token = next(t for t in export.tables.values() if t.role == "token")
     assert list(next(iter(model.tables.values())).vocab.strings) == list(token.vocab.strings)
+
+
+def test_csv_sidecar_that_fits_another_table_says_so(capsys: pytest.CaptureFixture) -> None:
+    """A merged frame whose first column is not the users: the column fits the other table."""
+    case = next(c for c in CASES if c["file"] == "fastai1/collab_insteval_seed42.pth")
+    code, _, err = _run(capsys, ["inspect", str(ROOT / case["file"]), "--vocab", f"item={ROOT / case['data']}:s"])
+    assert code == 3 and "it fits table user (301 rows)" in err
+    code, _, err = _run(capsys, ["inspect", str(ROOT / case["file"]), "--vocab", f"item={ROOT / case['data']}:d"])
+    assert code == 3 and "training split" in err and "--data FILE --split seed=S" in err
