@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import EmbconvError, ResourceLimitError, UnreadableInputError, UnsafeInputError
-from .globals import GlobalUse, Resolver, TorchDType
+from .globals import AttrUse, GlobalUse, Resolver, TorchDType
 from .stubs import GlobalStub
 from .tensors import StorageRef, TensorRef
 from .vm import Unpickler
@@ -299,10 +299,11 @@ def _nested_loader(path: str, resolver_ref: list, depth: int):
     return load
 
 
-def read_buffer(path: str, buf: Any, *, record_only: bool = False,
-                uses: list[GlobalUse] | None = None) -> tuple[str, Any, Resolver, _Reader]:
+def read_buffer(path: str, buf: Any, *, record_only: bool = False, uses: list[GlobalUse] | None = None,
+                attr_uses: list[AttrUse] | None = None) -> tuple[str, Any, Resolver, _Reader]:
     """Sniff and read ``buf``; returns (container, root object, resolver, reader). Every global
-    met is appended to ``uses`` (when given) as it is met, so a caller sees them even on error."""
+    met is appended to ``uses`` (when given) as it is met, and every ``getattr`` on a value the
+    pickle built to ``attr_uses``, so a caller sees them even on error."""
     head = bytes(buf[:512])
     container = sniff(head, len(buf))
     if container == "torch-tar":
@@ -313,6 +314,8 @@ def read_buffer(path: str, buf: Any, *, record_only: bool = False,
     resolver = Resolver(_nested_loader(path, ref, 0), record_only=record_only)
     if uses is not None:
         resolver.uses = uses
+    if attr_uses is not None:
+        resolver.attr_uses = attr_uses
     ref[0] = resolver
     reader = _Reader(path, buf, resolver)
     if container == "torch-zip":

@@ -9,6 +9,10 @@ Three outcomes, decided by exact (module, name) pairs:
   ``UnsafeInputError`` naming the global and its byte offset;
 * **stubbed** — everything else (fastai, pandas, torch.nn …) becomes an inert ``GlobalStub``.
 
+``builtins.getattr`` (how pickle spells a bound method) is reconstructed by ``Resolver._getattr``:
+on a stub or on plain data the pickle built (numpy arrays/scalars/dtypes, containers) it yields an
+inert ``AttrStub``; on anything else, or with a dunder/private name on real data, it is refused.
+
 Nothing here imports a module named by the file."""
 
 from __future__ import annotations
@@ -368,12 +372,26 @@ class GlobalUse:
     reason: str | None = None
 
 
+@dataclass
+class AttrUse:
+    """One ``builtins.getattr(receiver, name)`` the pickle ran on a value it built itself (not a
+    stub): answered with an inert ``AttrStub`` ("inert") or refused."""
+
+    receiver: str  # "numpy.ndarray", "dict" …
+    name: str
+    verdict: str  # "inert" | "refused"
+    offset: int
+    reason: str | None = None
+
+
 class Resolver:
     """Maps (module, name) to a GlobalStub, records every use, and refuses the dangerous."""
 
     def __init__(self, load_nested: Callable[[bytes], Any], *, record_only: bool = False) -> None:
         self.uses: list[GlobalUse] = []
+        self.attr_uses: list[AttrUse] = []  # getattr on values the pickle built (not on stubs)
         self.record_only = record_only  # scan: record refusals and go on with an inert stub
+        self.at = -1  # file offset of the REDUCE running a reconstructor (set by the VM)
         self._load_nested = load_nested
         self._table = self._build_table()
 
@@ -413,7 +431,7 @@ class Resolver:
         t[("collections", "Counter")] = impl(_counter, new=lambda *a: Counter())
         t[("collections", "defaultdict")] = impl(_defaultdict, new=lambda *a: DefaultDict())
         t[("_codecs", "encode")] = impl(_codecs_encode)
-        t[("builtins", "getattr")] = impl(_getattr)
+        t[("builtins", "getattr")] = impl(self._getattr)
         t[("builtins", "set")] = impl(_b_set, new=lambda *a: set())
         t[("builtins", "frozenset")] = impl(_b_frozenset)
         t[("builtins", "slice")] = impl(_b_slice)
@@ -458,15 +476,66 @@ class Resolver:
         self.uses.append(GlobalUse(module, name, "reconstructed" if stub.reconstructed else "stubbed", offset))
         return stub
 
+    def _getattr(self, obj: Any, name: Any, *default: Any) -> Any:
+        """``builtins.getattr(obj, name)``, answered without looking anything up.
 
-def _getattr(obj: Any, name: Any, *default: Any) -> Any:
-    # Only attributes of stubs: anything real (a type, a function, our own objects) would be
-    # a gadget into the interpreter.
-    if not isinstance(name, str):
-        raise UnreadableInputError("getattr with a non-string name")
-    if isinstance(obj, (AttrStub, ObjectStub)) or (isinstance(obj, GlobalStub) and not obj.reconstructed):
-        return AttrStub(obj, name)
-    raise UnsafeInputError(f"refused builtins.getattr on {type(obj).__name__} (only stubbed objects allowed)")
+        pickle writes every bound method as ``getattr(receiver, name)``: a fastai class's method
+        (the receiver is a stub) or a method of plain data the pickle itself rebuilt, e.g. a numpy
+        array's ``arr.take`` kept on a Learner (issue 11). Both become an inert ``AttrStub``
+        recording (receiver, name); REDUCE on it only records an ``ObjectStub``, so the real
+        attribute is never fetched, let alone called (``getattr(arr, 'tofile')(path)`` writes
+        nothing). Refused: any name on a real value that is not plain data (embconv's own
+        reconstructors and tags, tensors in the making …), and on plain data any name that is not
+        a public identifier (dunders such as ``__class__``/``__reduce__``, private ``_x``)."""
+        if not isinstance(name, str):
+            raise UnreadableInputError("getattr with a non-string name")
+        if len(default) > 1:
+            raise UnreadableInputError("getattr with more than three arguments")
+        if isinstance(obj, (AttrStub, ObjectStub)) or (isinstance(obj, GlobalStub) and not obj.reconstructed):
+            return AttrStub(obj, name)  # an attribute of a stub: a longer name, nothing more
+        kind = plain_data_kind(obj)
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        if kind is None:
+            what = obj.qualname if isinstance(obj, GlobalStub) else type(obj).__name__
+            reason = (f"{what} is not plain data the pickle built (only attributes of stubs, numpy "
+                      "arrays/scalars/dtypes and plain containers are answered)")
+            receiver = what
+        elif not name.isidentifier() or name.startswith("_"):
+            reason = "a special or private attribute"
+            receiver = kind
+        else:
+            self.attr_uses.append(AttrUse(kind, name, "inert", self.at))
+            return AttrStub(obj, name)
+        self.attr_uses.append(AttrUse(receiver, shown, "refused", self.at, reason))
+        if self.record_only:
+            self.uses.append(GlobalUse("builtins", "getattr", "refused", self.at,
+                                       f"getattr({receiver}, {shown!r}): {reason}"))
+            return AttrStub(obj, name)
+        where = f" at byte {self.at}" if self.at >= 0 else ""
+        raise UnsafeInputError(f"refused builtins.getattr on {receiver}, attribute {shown!r}{where}: {reason}")
+
+
+# Values a pickle builds by itself that are nothing but data: a getattr on them is answered with
+# an inert stub (exact types: a subclass could carry code, and embconv builds none).
+_PLAIN_DATA = {dict: "dict", list: "list", tuple: "tuple", set: "set", frozenset: "frozenset", str: "str",
+               bytes: "bytes", bytearray: "bytearray", int: "int", float: "float", complex: "complex",
+               bool: "bool", type(None): "NoneType", slice: "slice", OrderedDict: "collections.OrderedDict",
+               Counter: "collections.Counter", DefaultDict: "collections.defaultdict", TensorRef: "torch.Tensor",
+               np.ndarray: "numpy.ndarray"}
+
+
+def plain_data_kind(obj: Any) -> str | None:
+    """A name for ``obj``'s kind when it is plain data (numpy arrays, scalars and dtypes, plain
+    containers, numbers, strings, tensors), else None."""
+    t = type(obj)
+    kind = _PLAIN_DATA.get(t)
+    if kind is not None:
+        return kind
+    if isinstance(obj, np.generic):
+        return f"numpy.{t.__name__}"
+    if isinstance(obj, np.dtype):
+        return "numpy.dtype"
+    return None
 
 
 def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..errors import EmbconvError, UnsafeInputError
 from .containers import read_buffer, sniff
-from .globals import GlobalUse
+from .globals import AttrUse, GlobalUse
 
 
 @dataclass
@@ -18,15 +18,32 @@ class ScanReport:
     globals: list[GlobalUse] = field(default_factory=list)
     verdict: str = "clean"  # "clean" | "unsafe" | "unreadable"
     error: str | None = None
+    # builtins.getattr calls on values the pickle built itself (numpy arrays, dicts …), not on stubs
+    attributes: list[AttrUse] = field(default_factory=list)
 
     @property
     def notes(self) -> list[str]:
         """Things worth knowing that do not make the file unsafe for embconv."""
+        notes = []
         code = [u for u in self.globals if u.verdict == "stubbed" and (u.module, u.name) in CODE_CARRIERS]
-        if not code:
-            return []
-        return [f"the file carries pickled code ({len(code)} uses of {', '.join(sorted({u.name for u in code}))}): "
-                "fastai's load_learner would run it; embconv only records it"]
+        if code:
+            notes.append(f"the file carries pickled code ({len(code)} uses of "
+                         f"{', '.join(sorted({u.name for u in code}))}): "
+                         "fastai's load_learner would run it; embconv only records it")
+        inert = [a for a in self.attributes if a.verdict == "inert"]
+        if inert:
+            counts: dict[str, int] = {}
+            for a in inert:
+                key = f"{a.receiver}.{a.name}"
+                counts[key] = counts.get(key, 0) + 1
+            shown = sorted(counts)[:8]
+            more = f" and {len(counts) - len(shown)} more" if len(counts) > len(shown) else ""
+            times = "once" if len(inert) == 1 else f"{len(inert)} times"
+            notes.append(f"the pickle calls builtins.getattr {times} on data it built itself "
+                         f"({', '.join(k + (f' ×{counts[k]}' if counts[k] > 1 else '') for k in shown)}{more}): "
+                         "bound methods fastai's load_learner would rebuild; embconv records them as inert "
+                         "stubs and never looks them up or calls them")
+        return notes
 
     @property
     def exit_code(self) -> int:
@@ -54,7 +71,7 @@ def scan_file(path: str | os.PathLike) -> ScanReport:
                 return report
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 report.container = _container_guess(mm)
-                read_buffer(p, mm, record_only=True, uses=report.globals)
+                read_buffer(p, mm, record_only=True, uses=report.globals, attr_uses=report.attributes)
     except OSError as e:
         report.verdict, report.error = "unreadable", f"{p}: cannot open: {e.strerror}"
         return report

@@ -36,7 +36,10 @@ class GlobalStub:
 
 
 class AttrStub:
-    """``getattr(stub, name)``: an attribute of a stubbed class or object."""
+    """``getattr(owner, name)``: an attribute of a stubbed class or object, or (issue 11) a bound
+    method of plain data the pickle rebuilt itself (``owner`` is then e.g. a real numpy array).
+    Only a record: the attribute is never looked up, and calling the stub in the pickle yields
+    another stub."""
 
     __slots__ = ("owner", "name", "__weakref__")
 

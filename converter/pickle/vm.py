@@ -177,6 +177,7 @@ class Unpickler:
             raise UnreadableInputError(f"REDUCE arguments are not a tuple at byte {self.base_offset + op_pos}")
         if isinstance(func, GlobalStub):
             if func.impl is not None:
+                self.resolver.at = self.base_offset + op_pos  # for messages of the reconstructor
                 return self._new(func.impl(*args))
             if func.reconstructed:  # a dtype or storage tag is not callable
                 raise UnreadableInputError(f"{func.qualname} called at byte {self.base_offset + op_pos}")

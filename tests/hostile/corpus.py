@@ -416,6 +416,124 @@ case("numpy_reconstruct_huge",
                           obj((10**12,)), codecs_bytes(b"b"))),
      inspect_ok=frozenset({0, 3}), scan_ok=frozenset({0, 3}), suffix=".pkl")
 
+# ---- builtins.getattr on data the pickle built (issue 11) --------------------------------------
+# pickle writes a bound method as getattr(receiver, name). A fastai2 preview export kept a numpy
+# array's bound method (ndarray.take), so embconv answers getattr on plain data it rebuilt itself
+# (arrays, numpy scalars/dtypes, dicts, lists, strings ...) with an inert stub that is never looked
+# up nor called; dunder/private names and real non-data receivers stay refused.
+
+
+def np_int64_array(values=(1, 2, 3)) -> bytes:
+    """``numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')`` + BUILD: a real int64 array,
+    exactly as numpy pickles one at protocol 2."""
+    dtype = (call(global_("numpy", "dtype"), unicode("i8"), obj(False), obj(True))
+             + tuple_(int_(3), unicode("<"), NONE, NONE, NONE, int_(-1), int_(-1), int_(0)) + BUILD)
+    raw = b"".join(int(v).to_bytes(8, "little", signed=True) for v in values)
+    return (call(global_("numpy.core.multiarray", "_reconstruct"), global_("numpy", "ndarray"),
+                 tuple_(int_(0)), codecs_bytes(b"b"))
+            + tuple_(int_(1), tuple_(int_(len(values))), dtype, obj(False), codecs_bytes(raw)) + BUILD)
+
+
+def np_float64_scalar(x: float = 0.5) -> bytes:
+    dtype = (call(global_("numpy", "dtype"), unicode("f8"), obj(False), obj(True))
+             + tuple_(int_(3), unicode("<"), NONE, NONE, NONE, int_(-1), int_(-1), int_(0)) + BUILD)
+    return call(global_("numpy.core.multiarray", "scalar"), dtype, codecs_bytes(struct.pack("<d", x)))
+
+
+def np_dtype_f4() -> bytes:
+    return (call(global_("numpy", "dtype"), unicode("f4"), obj(False), obj(True))
+            + tuple_(int_(3), unicode("<"), NONE, NONE, NONE, int_(-1), int_(-1), int_(0)) + BUILD)
+
+
+def getattr_of(receiver: bytes, name: str) -> bytes:
+    return call(global_("builtins", "getattr"), receiver, unicode(name))
+
+
+def in_learner(value: bytes) -> bytes:
+    """``{'learner': 'tabular', 'to_label': <value>}``: where a real export keeps it."""
+    return plain(dict_([(unicode("learner"), unicode("tabular")), (unicode("to_label"), value)]))
+
+
+case("benign_ndarray_bound_method",
+     "the issue-11 shape: getattr(<numpy int64 array>, 'take') kept in a dict (a bound method of an "
+     "array, as a fastai2 preview export stores it) -> an inert stub", OK,
+     lambda c: in_learner(getattr_of(np_int64_array(), "take")), suffix=".pkl")
+case("ndarray_getattr_tofile_called",
+     "getattr(<ndarray>, 'tofile')('CANARY'): the inert stub is recorded, never called, no file written",
+     OK, lambda c: in_learner(call(getattr_of(np_int64_array(), "tofile"), unicode(c))), suffix=".pkl")
+case("ndarray_getattr_dump_called",
+     "getattr(<ndarray>, 'dump')('CANARY') (ndarray.dump pickles itself to a path): inert, nothing written",
+     OK, lambda c: in_learner(call(getattr_of(np_int64_array(), "dump"), unicode(c))), suffix=".pkl")
+case("ndarray_getattr_tofile_newobj",
+     "getattr(<ndarray>, 'tofile') used as a class: NEWOBJ and copyreg._reconstructor with 'CANARY'; inert",
+     OK, lambda c: in_learner(list_(
+         getattr_of(np_int64_array(), "tofile") + binput(90) + tuple_(unicode(c)) + NEWOBJ,
+         call(global_("copyreg", "_reconstructor"), binget(90), global_("builtins", "object"), NONE))),
+     suffix=".pkl")
+case("ndarray_getattr_class",
+     "getattr(<ndarray>, '__class__') then ('CANARY', ...) : would hand out the real numpy type", UNSAFE,
+     lambda c: in_learner(call(getattr_of(np_int64_array(), "__class__"), unicode(c))), suffix=".pkl")
+case("ndarray_getattr_reduce_ex",
+     "getattr(<ndarray>, '__reduce_ex__')(2): a dunder of a real object", UNSAFE,
+     lambda c: in_learner(call(getattr_of(np_int64_array(), "__reduce_ex__"), int_(2))), suffix=".pkl")
+case("ndarray_getattr_private",
+     "getattr(<ndarray>, '_x'): private names of real objects are refused too", UNSAFE,
+     lambda c: in_learner(getattr_of(np_int64_array(), "_x")), suffix=".pkl")
+case("ndarray_getattr_non_identifier",
+     "getattr(<ndarray>, 'tofile.__globals__'): not an attribute name", UNSAFE,
+     lambda c: in_learner(getattr_of(np_int64_array(), "tofile.__globals__")), suffix=".pkl")
+case("ndarray_getattr_non_string",
+     "getattr(<ndarray>, 7): a non-string name", UNREADABLE,
+     lambda c: in_learner(call(global_("builtins", "getattr"), np_int64_array(), int_(7))),
+     inspect_ok=frozenset({1, 3}), scan_ok=frozenset({1, 3}), suffix=".pkl")
+case("ndarray_getattr_then_build",
+     "getattr(<ndarray>, 'flags') then BUILD {'writeable': True, MARKER: 1}: BUILD on the stub is refused",
+     UNSAFE, lambda c: in_learner(getattr_of(np_int64_array(), "flags")
+                                   + dict_([(unicode("writeable"), obj(True)), (unicode(MARKER), int_(1))]) + BUILD),
+     suffix=".pkl")
+case("npscalar_getattr_class_subclasses",
+     "getattr(getattr(<numpy.float64>, '__class__'), '__subclasses__')(): the classic object-graph walk",
+     UNSAFE, lambda c: in_learner(call(getattr_of(getattr_of(np_float64_scalar(), "__class__"), "__subclasses__"))),
+     suffix=".pkl")
+case("npscalar_getattr_item",
+     "getattr(<numpy.float64>, 'item')(): a numpy scalar's bound method -> inert stub", OK,
+     lambda c: in_learner(call(getattr_of(np_float64_scalar(), "item"))), suffix=".pkl")
+case("dtype_getattr_type_called",
+     "getattr(<numpy dtype f4>, 'type')('CANARY'): would be numpy.float32('CANARY'); inert", OK,
+     lambda c: in_learner(call(getattr_of(np_dtype_f4(), "type"), unicode(c))), suffix=".pkl")
+case("dtype_getattr_class",
+     "getattr(<numpy dtype>, '__class__'): the real dtype class", UNSAFE,
+     lambda c: in_learner(getattr_of(np_dtype_f4(), "__class__")), suffix=".pkl")
+case("dict_getattr_update_called",
+     "getattr({'learner': ...}, 'update')({MARKER: 1}): inert, the dict is not updated (checked in process)",
+     OK, lambda c: plain(dict_([(unicode("learner"), unicode("tabular"))]) + binput(91) + POP
+                         + dict_([(unicode("upd"), call(getattr_of(binget(91), "update"),
+                                                       dict_([(unicode(MARKER), int_(1))]))),
+                                  (unicode("d"), binget(91))])), suffix=".pkl")
+case("list_getattr_append_called",
+     "getattr([], 'append')('CANARY'): inert, the list stays empty", OK,
+     lambda c: in_learner(list_(EMPTY_LIST + binput(92) + POP + call(getattr_of(binget(92), "append"), unicode(c)),
+                                binget(92))), suffix=".pkl")
+case("str_getattr_format_gadget",
+     "getattr('{0.__init__.__globals__}', 'format')(<stub>): the str.format attribute walk; inert", OK,
+     lambda c: in_learner(call(getattr_of(unicode("{0.__init__.__globals__[os]}"), "format"),
+                               call(global_("fastai.basic_train", "Learner")))), suffix=".pkl")
+case("getattr_on_reconstructor_global",
+     "getattr(collections.OrderedDict, 'fromkeys'): embconv's own reconstructor is not a stub", UNSAFE,
+     lambda c: in_learner(getattr_of(global_("collections", "OrderedDict"), "fromkeys")), suffix=".pkl")
+case("getattr_on_getattr",
+     "getattr(builtins.getattr, '__self__'): the builtins module through a reconstructor", UNSAFE,
+     lambda c: in_learner(getattr_of(global_("builtins", "getattr"), "__self__")), suffix=".pkl")
+case("getattr_on_torch_dtype_tag",
+     "getattr(torch.float32, 'to'): a dtype tag embconv reconstructs", UNSAFE,
+     lambda c: in_learner(getattr_of(global_("torch", "float32"), "to")), suffix=".pkl")
+case("getattr_on_codecs_result_chain",
+     "getattr(getattr(b'x', 'decode'), '__globals__'): a dunder on a stub of data stays inert (never looked up); "
+     "the inner getattr on bytes is an inert stub", OK,
+     lambda c: in_learner(getattr_of(getattr_of(codecs_bytes(b"x"), "decode"), "__globals__")),
+     suffix=".pkl")
+
+
 # ---- memo bombs and expansion ------------------------------------------------------------------
 case("memo_long_binput_2_30",
      "EMPTY_DICT LONG_BINPUT 2**30 STOP: the C unpickler would grow its memo array to 8 GiB "
