@@ -23,7 +23,10 @@ the same for both snapshots: those of the tree this script lives in, and ``sys.e
 Cases: each model file as it is (no options); v0.7 fixtures again with the sidecar vocabularies
 their truth lists (``--vocab KEY=ratings.csv:userId`` …, ``--y-range`` for collab); ``learn.save``
 ``.pth`` fixtures again with the vocabularies of their companion export (and ``--y-range`` for
-collab dot models); three real models with their sidecar (store.csv, the notebook's export).
+collab dot models); three real models with their sidecar (store.csv, the notebook's export). Every
+``convert`` gets ``--allow-unlabelled`` when the converter has that flag (probed with ``convert --help``;
+recorded as ``consent`` in ``meta.json``), so that tables without a vocabulary are still written;
+``compare`` ignores that flag in the argv.
 Per case, in ``OUTDIR/<case>/``: ``inspect.json`` (``inspect SRC --json`` stdout); ``out.safetensors``,
 ``out.onnx``, ``out[.<table>].vec``, ``out[.<table>].bin`` (+ word2vec ``.manifest.json`` sidecars),
 ``out-float16.safetensors`` (``--dtype float16``), ``out-drop-unknown[.<table>].vec``
@@ -178,9 +181,11 @@ class Command:
     stdout_file: str | None = None
 
 
-def case_commands(case: Case, out: Path) -> list[Command]:
+def case_commands(case: Case, out: Path, consent: tuple[str, ...] = ()) -> list[Command]:
+    """``consent``: ``("--allow-unlabelled",)`` where the converter has it (the bare ``.pth``/``.h5``
+    cases are written with numbered rows, as before that flag existed), else empty."""
     src = str(case.src)
-    conv = case.convert_args()
+    conv = [*case.convert_args(), *consent]
 
     def convert(cid: str, name: str, *extra: str) -> Command:
         return Command(cid, ["convert", src, str(out / name), "--force", *extra, *conv])
@@ -229,12 +234,12 @@ def stderr_key(stderr: str) -> str:
     return f"{lines[0]} … {lines[-1]}" if lines[0].startswith("Traceback") else lines[0]
 
 
-def snapshot_case(case: Case, outdir: Path, runner: Runner) -> dict[str, Any]:
+def snapshot_case(case: Case, outdir: Path, runner: Runner, consent: tuple[str, ...] = ()) -> dict[str, Any]:
     out = outdir / case.name
     out.mkdir(parents=True)
     log: dict[str, Any] = {"case": case.name, "src": str(case.src), "why": case.why,
                            "vocab": [list(v) for v in case.vocab], "y_range": case.y_range, "commands": []}
-    for cmd in case_commands(case, out):
+    for cmd in case_commands(case, out, consent):
         code, stdout, stderr, seconds = runner.run(["-m", "converter", *cmd.argv])
         entry: dict[str, Any] = {"id": cmd.id, "argv": ["python", "-m", "converter", *cmd.argv],
                                  "exit_code": code, "stderr": _text(stderr), "seconds": round(seconds, 3)}
@@ -324,6 +329,9 @@ def _snapshot(args: argparse.Namespace, outdir: Path, code: Path, run_from: Path
     imported = runner.run(["-m", "converter", "--version"])
     version = _text(imported[1]).strip() if imported[0] == 0 else \
         f"unimportable: {(_text(imported[2]).strip().splitlines() or ['?'])[-1]}"
+    # Converters that refuse unlabelled tables without consent get it, so that every case is written.
+    usage = runner.run(["-m", "converter", "convert", "--help"])
+    consent = ("--allow-unlabelled",) if b"--allow-unlabelled" in usage[1] else ()
     cases = discover_cases()
     if args.k:
         cases = [c for c in cases if any(k in c.name for k in args.k)]
@@ -333,7 +341,7 @@ def _snapshot(args: argparse.Namespace, outdir: Path, code: Path, run_from: Path
     order = sorted(cases, key=lambda c: -c.src.stat().st_size)  # big first: better packing of the jobs
     failures: list[str] = []
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        for log in pool.map(lambda c: snapshot_case(c, outdir, runner), order):
+        for log in pool.map(lambda c: snapshot_case(c, outdir, runner, consent), order):
             for c in log["commands"]:
                 if c["exit_code"] != 0:
                     failures.append(f"  {log['case']} {c['id']}: exit {c['exit_code']}: {stderr_key(c['stderr'])}")
@@ -342,7 +350,7 @@ def _snapshot(args: argparse.Namespace, outdir: Path, code: Path, run_from: Path
             "converter_sha256": digest, "version": version, "code": str(code), "code_run": str(run_from),
             "outdir": str(outdir), "fixtures": str(FIXTURES), "real_models": str(REAL_MODELS),
             "real_models_present": REAL_MODELS.is_dir(), "python": args.python, "jobs": args.jobs,
-            "seconds": round(seconds, 1), "cases": [c.name for c in cases],
+            "seconds": round(seconds, 1), "cases": [c.name for c in cases], "consent": list(consent),
             "commands": len(cases) * len(case_commands(cases[0], outdir)) if cases else 0,
             "failed_commands": len(failures)}
     (outdir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
@@ -600,8 +608,10 @@ def log_diffs(a: Path, b: Path, na: Normaliser, nb: Normaliser) -> Iterator[str]
         yield f"commands {list(ca)} != {list(cb)}"
     for cid in [c for c in ca if c in cb]:
         x, y = ca[cid], cb[cid]
-        if na.json(x["argv"]) != nb.json(y["argv"]):
-            yield f"{cid}: the snapshots ran different commands: {na.json(x['argv'])} != {nb.json(y['argv'])}"
+        # The consent flag is given to every converter that has it: its absence is not another command.
+        xa, ya = ([a for a in c["argv"] if a != "--allow-unlabelled"] for c in (x, y))
+        if na.json(xa) != nb.json(ya):
+            yield f"{cid}: the snapshots ran different commands: {na.json(xa)} != {nb.json(ya)}"
         if x["exit_code"] != y["exit_code"]:
             yield f"{cid}: exit code {x['exit_code']} != {y['exit_code']}"
         ea, eb = na.text(stderr_key(x["stderr"])), nb.text(stderr_key(y["stderr"]))

@@ -555,14 +555,16 @@ class EmbeddingModel:
         return model_frames(self, vector=vector)
 
     def select(self, names: Iterable[str]) -> EmbeddingModel:
-        """A model with only the named tables (KeyError naming the missing one)."""
+        """A model with only the named tables (KeyError naming the missing one), and only the
+        warnings about them or about the whole model."""
         chosen = Tables()
         for n in names:
             if n not in self.tables:
                 raise KeyError(n)
             chosen[self._resolve(n)] = self.tables[n]
         chosen.aliases = {a: c for a, c in self._aliases().items() if c in chosen}
-        return EmbeddingModel(chosen, self.source, self.model, list(self.warnings))
+        kept = [w for w in self.warnings if w.table is None or w.table in chosen]  # not about tables left out
+        return EmbeddingModel(chosen, self.source, self.model, kept)
 
     def _resolve(self, name: str) -> str:
         return self.tables.resolve(name) if isinstance(self.tables, Tables) else name

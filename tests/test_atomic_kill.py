@@ -40,7 +40,8 @@ def test_sigkill_mid_write_leaves_nothing_at_destination(tmp_path, suffix):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     dst = out_dir / f"emb{suffix}"
-    proc = subprocess.Popen([sys.executable, "-m", "converter", "convert", "-q", str(src), str(dst)],
+    proc = subprocess.Popen([sys.executable, "-m", "converter", "convert", "-q", "--allow-unlabelled",
+                             str(src), str(dst)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

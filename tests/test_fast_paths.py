@@ -77,7 +77,7 @@ def test_weights_are_copied_file_to_file_and_exact(tmp_path, monkeypatch, contai
     src = _torch_file(tmp_path, container, sd)
     spy = _CopySpy(monkeypatch)
     out = tmp_path / "o.safetensors"
-    api.convert(src, out)
+    api.convert(src, out, allow_unlabelled=True)
     assert spy.calls >= 2  # one table at an offset inside a shared storage, one alone
     loaded = torch.load(src, weights_only=True)["model"]  # torch's own view of the source
     tables = read_output(out).tables.values()
@@ -95,7 +95,7 @@ def test_a_failing_kernel_copy_falls_back_to_streaming(tmp_path, monkeypatch, fa
     _CopySpy(monkeypatch, fail_after=fail_after)
     seen: list[tuple[int, int]] = []
     out = tmp_path / "o.safetensors"
-    api.convert(src, out, progress=lambda done, total: seen.append((done, total)))
+    api.convert(src, out, progress=lambda done, total: seen.append((done, total)), allow_unlabelled=True)
     monkeypatch.undo()
     verify_output(out, api.load(src))
     assert seen[-1] == (111, 111) and all(0 <= d <= t for d, t in seen)
@@ -109,7 +109,7 @@ def test_only_bytes_that_need_no_conversion_are_copied(tmp_path, monkeypatch, dt
     src = _torch_file(tmp_path, "zip", sd)
     spy = _CopySpy(monkeypatch)
     out = tmp_path / "o.safetensors"
-    api.convert(src, out, dtype=out_dtype)
+    api.convert(src, out, dtype=out_dtype, allow_unlabelled=True)
     assert (spy.calls > 0) == copied
     model = read_output(out)
     u = next(t for t in model.tables.values() if t.weight_key == "u_weight.weight")
@@ -140,7 +140,7 @@ def test_a_source_replaced_after_loading_is_not_copied_from(tmp_path, monkeypatc
     _torch_file(tmp_path, "zip", other)  # a different file under the same name
     spy = _CopySpy(monkeypatch)
     out = tmp_path / "o.safetensors"
-    save(model, out)
+    save(model, out, allow_unlabelled=True)
     assert spy.calls == 0
     u = next(t for t in read_output(out).tables.values() if t.weight_key == "u_weight.weight")
     assert np.array_equal(u.weight, sd["u_weight.weight"].numpy())
@@ -158,7 +158,7 @@ def test_the_source_hash_is_patched_in_when_it_arrives_late(tmp_path, monkeypatc
     monkeypatch.setattr(ir, "file_sha256", slow)
     for verify in (True, False):
         out = tmp_path / f"o-{verify}.safetensors"
-        api.convert(src, out, verify=verify)
+        api.convert(src, out, verify=verify, allow_unlabelled=True)
         with safe_open(str(out), "np") as f:
             manifest = json.loads(f.metadata()["embconv.manifest"])
         assert manifest["source"]["sha256"] == hashlib.sha256(open(src, "rb").read()).hexdigest()
@@ -175,7 +175,7 @@ def test_a_failed_flush_to_disk_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", broken_fsync)
     out = tmp_path / "o.safetensors"
     with pytest.raises(OutputError, match="flush the output to disk"):
-        save(model, out)
+        save(model, out, allow_unlabelled=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [os.path.basename(src)]
 
 

@@ -27,7 +27,7 @@ def _clone(model):
 def test_flipped_bit_names_table_and_row(tmp_path, ext):
     m = tricky_model()
     out = tmp_path / f"m.{ext}"
-    save(m, out)
+    save(m, out, allow_unlabelled=True)  # tricky_model's table "plain" has no vocabulary
     primary = out if ext in ("safetensors", "onnx") else tmp_path / f"m.words.{ext}"
     verify_output(primary, m)
     bad = _clone(m)
@@ -43,7 +43,7 @@ def test_flipped_bit_names_table_and_row(tmp_path, ext):
 def test_swapped_token(tmp_path, ext):
     m = tricky_model()
     out = tmp_path / f"m.{ext}"
-    save(m, out)
+    save(m, out, allow_unlabelled=True)  # tricky_model's table "plain" has no vocabulary
     primary = out if ext in ("safetensors", "onnx") else tmp_path / f"m.nums.{ext}"
     bad = _clone(m)
     v = bad.tables["nums"].vocab
@@ -75,7 +75,7 @@ def test_models_compare_bias_unknown_and_shape():
 def test_float16_conversion_is_what_is_compared(tmp_path):
     m = tricky_model()
     out = tmp_path / "h.safetensors"
-    save(m, out, dtype="float16")
+    save(m, out, dtype="float16", allow_unlabelled=True)
     verify_output(out, m)
     with pytest.raises(VerificationError):
         verify_models(m, read_output(out), dtype="float32")
@@ -98,5 +98,5 @@ def test_save_verifies_before_commit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(st, "write_vocab_utf8", corrupt)
     with pytest.raises(VerificationError):
-        save(tricky_model(), tmp_path / "m.safetensors")
+        save(tricky_model(), tmp_path / "m.safetensors", allow_unlabelled=True)
     assert list(tmp_path.iterdir()) == []

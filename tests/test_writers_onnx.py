@@ -24,7 +24,7 @@ def _session(path):
 def test_checker_and_runtime(tmp_path, src_dtype):
     m = tricky_model(src_dtype)
     out = tmp_path / "m.onnx"
-    save(m, out)
+    save(m, out, allow_unlabelled=True)
     onnx.checker.check_model(str(out), full_check=True)
     proto = onnx.load(str(out))
     assert proto.ir_version == 8
@@ -94,7 +94,7 @@ def test_external_data(tmp_path):
 def test_read_output(tmp_path):
     m = tricky_model()
     out = tmp_path / "m.onnx"
-    save(m, out)
+    save(m, out, allow_unlabelled=True)
     back = read_output(out)
     assert back.source.container == "onnx"
     assert back.tables["words"].vocab.strings == TRICKY_TOKENS
@@ -158,7 +158,7 @@ def test_found_without_unknown_row(tmp_path):
 def test_found_with_other_dtypes(tmp_path, dtype):
     m = tricky_model()
     out = tmp_path / "m.onnx"
-    save(m, out, dtype=dtype)
+    save(m, out, dtype=dtype, allow_unlabelled=True)
     onnx.checker.check_model(str(out), full_check=True)
     sess = _session(out)
     found, v = sess.run(["nums.found", "nums.vectors_by_id"],

@@ -71,7 +71,7 @@ def test_read_by_pyarrow_pandas_polars_duckdb(tmp_path, path, truth):
     duckdb = pytest.importorskip("duckdb")
     m = converter.load(path, vocab=_sidecars(path, truth))
     out = tmp_path / "out.parquet"
-    written = save(m, out)
+    written = save(m, out, allow_unlabelled=True)
     files = _files(m, out)
     assert sorted(written) == sorted(files.values())
     if len(m.tables) == 1:
@@ -155,7 +155,7 @@ def test_tricky_tokens_and_unlabelled_rows(tmp_path):
     m = model(table("words", len(TOKENS), 7, vocab=TOKENS, bias=True, seed=1),
               table("nums", 5, 3, vocab=["#na#", 1, 2.5, True, np.int64(7)], seed=2),
               table("plain", 4, 2, vocab=None, seed=3), kind="tabular")
-    save(m, tmp_path / "t.parquet")
+    save(m, tmp_path / "t.parquet", allow_unlabelled=True)
     assert pq.read_table(tmp_path / "t.words.parquet").column("token").to_pylist() == TOKENS
     assert pq.read_table(tmp_path / "t.nums.parquet").column("token").to_pylist() == ["#na#", "1", "2.5", "True", "7"]
     plain = tmp_path / "t.plain.parquet"

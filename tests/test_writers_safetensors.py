@@ -28,7 +28,7 @@ def _tokens_with_safetensors_only(path, name):
 def test_official_reader_bit_exact(tmp_path, src_dtype):
     m = tricky_model(src_dtype)
     out = tmp_path / "m.safetensors"
-    assert save(m, out) == [out]
+    assert save(m, out, allow_unlabelled=True) == [out]
     tensors = load_file(str(out))
     for name, t in m.tables.items():
         w = tensors[f"{name}.weight"]
@@ -51,7 +51,7 @@ def test_official_reader_bit_exact(tmp_path, src_dtype):
 
 def test_header_valid_layout(tmp_path):
     out = tmp_path / "m.safetensors"
-    save(tricky_model(), out)
+    save(tricky_model(), out, allow_unlabelled=True)
     raw = out.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
     assert n % 8 == 0
@@ -64,7 +64,7 @@ def test_header_valid_layout(tmp_path):
 def test_float16_output_and_readback(tmp_path):
     m = tricky_model()
     out = tmp_path / "h.safetensors"
-    save(m, out, dtype="float16")
+    save(m, out, dtype="float16", allow_unlabelled=True)
     w = load_file(str(out))["words.weight"]
     assert w.dtype == np.float16
     assert np.array_equal(w, m.tables["words"].weight.astype(np.float16))
@@ -75,14 +75,14 @@ def test_non_contiguous_source_written_in_c_order(tmp_path):
     t = table("t", 6, 4)
     t.weight_source = InMemory(base.T)  # (6, 4), Fortran order
     out = tmp_path / "t.safetensors"
-    save(model(t), out)
+    save(model(t), out, allow_unlabelled=True)
     assert np.array_equal(load_file(str(out))["t.weight"], base.T)
 
 
 def test_read_output_roundtrip(tmp_path):
     m = tricky_model()
     out = tmp_path / "m.safetensors"
-    save(m, out)
+    save(m, out, allow_unlabelled=True)
     back = read_output(out)
     assert back.source.container == "safetensors"
     assert back.tables["words"].vocab.strings == TRICKY_TOKENS
@@ -105,10 +105,10 @@ def test_existing_destination_needs_force(tmp_path):
     out = tmp_path / "m.safetensors"
     out.write_bytes(b"keep me")
     with pytest.raises(OutputError) as e:
-        save(tricky_model(), out)
+        save(tricky_model(), out, allow_unlabelled=True)
     assert e.value.exit_code == 5 and "--force" in str(e.value)
     assert out.read_bytes() == b"keep me"
-    save(tricky_model(), out, force=True)
+    save(tricky_model(), out, force=True, allow_unlabelled=True)
     assert load_file(str(out))["words.weight"].shape == (len(TRICKY_TOKENS), 7)
 
 
@@ -123,7 +123,7 @@ def test_failure_leaves_nothing(tmp_path):
     t = table("t", 10, 3)
     t.weight_source = _Boom()
     with pytest.raises(RuntimeError):
-        save(model(t), tmp_path / "x.safetensors")
+        save(model(t), tmp_path / "x.safetensors", allow_unlabelled=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -133,5 +133,5 @@ def test_failure_keeps_existing_destination(tmp_path):
     t = table("t", 10, 3)
     t.weight_source = _Boom()
     with pytest.raises(RuntimeError):
-        save(model(t), out, force=True)
+        save(model(t), out, force=True, allow_unlabelled=True)
     assert [p.name for p in tmp_path.iterdir()] == ["x.safetensors"] and out.read_bytes() == b"old"

@@ -30,7 +30,7 @@ def _load(path, binary, caplog):
 def test_gensim_loads_exact(tmp_path, caplog, ext, binary, src_dtype):
     m = tricky_model(src_dtype)
     out = tmp_path / f"m{ext}"
-    files = save(m, out)
+    files = save(m, out, allow_unlabelled=True)
     assert tmp_path / f"m.words{ext}" in files and tmp_path / f"m.words{ext}.manifest.json" in files
     for name, t in m.tables.items():
         path = tmp_path / f"m.{name}{ext}"
@@ -52,7 +52,7 @@ def test_special_values_roundtrip(tmp_path, caplog):
                   [np.float32(9.999999e-5), 10.0, 100.0, 0.3333333, -0.25, 65504]], dtype=np.float32)
     t.weight_source.array = w
     out = tmp_path / "s.vec"
-    save(model(t), out)
+    save(model(t), out, allow_unlabelled=True)
     kv = _load(out, False, caplog)
     got = np.stack([kv[k] for k in kv.index_to_key])
     assert np.array_equal(got.view(np.uint32), w.view(np.uint32))
@@ -66,7 +66,7 @@ def test_random_values_roundtrip_text(tmp_path, caplog):
     t = table("r", 300, 50, vocab=None)
     t.weight_source.array = w
     out = tmp_path / "r.vec"
-    save(model(t), out)
+    save(model(t), out, allow_unlabelled=True)
     kv = _load(out, False, caplog)
     got = np.stack([kv[str(i)] for i in range(300)])
     assert np.array_equal(got.view(np.uint32), w.view(np.uint32))
@@ -104,13 +104,13 @@ def test_escaping_rules():
 
 
 def test_float16_output_refused(tmp_path):
-    with pytest.raises(UsageError):
-        save(tricky_model(), tmp_path / "x.vec", dtype="float16")
+    with pytest.raises(UsageError, match="float32 only"):
+        save(tricky_model(), tmp_path / "x.vec", dtype="float16", allow_unlabelled=True)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_multi_file_all_or_nothing(tmp_path):
     (tmp_path / "m.nums.vec").write_text("mine")
     with pytest.raises(OutputError):
-        save(tricky_model(), tmp_path / "m.vec")
+        save(tricky_model(), tmp_path / "m.vec", allow_unlabelled=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nums.vec"]
