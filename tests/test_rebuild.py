@@ -315,3 +315,27 @@ def test_csv_sidecar_that_fits_another_table_says_so(capsys: pytest.CaptureFixtu
     assert code == 3 and "it fits table user (301 rows)" in err
     code, _, err = _run(capsys, ["inspect", str(ROOT / case["file"]), "--vocab", f"item={ROOT / case['data']}:d"])
     assert code == 3 and "training split" in err and "--data FILE --split seed=S" in err
+
+
+def test_similar_and_encode_take_the_data_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    case = next(c for c in CASES if c["file"] == "fastai2/tabular_penguins_none.pth")
+    truth = _truth(case)
+    data = str(ROOT / case["data"])
+    cols = _column_args(truth)
+    code, out, err = _run(capsys, ["similar", str(ROOT / case["file"]), "Dream", "--data", data, "--split", "none",
+                                   *cols, "--json"])
+    assert code == 0, err
+    assert json.loads(out)["table"] == "island"
+    out_path = tmp_path / "encoded.csv"
+    code, _, err = _run(capsys, ["encode", str(ROOT / case["file"]), data, str(out_path), "--train-data", data,
+                                 "--split", "none", *cols, "--columns", "island", "-q"])
+    assert code == 0, err
+    import pandas as pd
+
+    encoded = pd.read_csv(out_path)
+    model = converter.load(ROOT / case["file"], data=data, split="none", cat=truth["columns"]["cat"],
+                           cont=truth["columns"]["cont"])
+    frame = pd.read_csv(data)
+    row = model.tables["island"].vocab.index(frame["island"].iloc[0])
+    np.testing.assert_array_equal(encoded.filter(like="island_").iloc[0].to_numpy(dtype=np.float32),
+                                  model.tables["island"].weight[row])
