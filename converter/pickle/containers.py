@@ -279,17 +279,28 @@ class _Reader:
 
 
 def _nested_loader(path: str, resolver_ref: list, depth: int):
-    """torch.storage._load_from_bytes(b): b is a whole torch file holding one storage."""
+    """torch.storage._load_from_bytes(b): b is a whole torch file holding one storage. torch runs
+    it with ``torch.load``, so whatever pickle b starts with is run too (a non-zip file's first
+    pickle is read before torch can tell it is not a legacy file): a plain pickle is therefore run
+    here under the same rules (its dangerous globals are refused, exit 1; in a scan, listed as
+    nested) before it is rejected as not a torch file. The Resolver refuses a nested
+    ``_load_from_bytes`` inside nested bytes."""
 
     def load(data: bytes) -> Any:
-        if depth >= 1:
-            raise UnsafeInputError("refused a nested torch file inside a nested torch file")
-        container = sniff(data[:512], len(data))
-        reader = _Reader(path, data, resolver_ref[0], depth + 1)
+        resolver = resolver_ref[0]
+        try:
+            container = sniff(data[:512], len(data))
+        except UnreadableInputError as e:
+            raise UnreadableInputError(f"torch.storage._load_from_bytes holds bytes that are not a torch file "
+                                       f"({e.message})") from None
+        reader = _Reader(path, data, resolver, depth + 1)
         if container == "torch-legacy":
             obj = reader.read_legacy()
         elif container == "torch-zip":
             obj = reader.read_zip()
+        elif container == "pickle":
+            Unpickler(data, 0, resolver).load()
+            raise UnreadableInputError("torch.storage._load_from_bytes holds a plain pickle, not a torch file")
         else:
             raise UnreadableInputError(f"torch.storage._load_from_bytes holds a {container}, not a torch file")
         if not isinstance(obj, StorageRef):
@@ -300,10 +311,12 @@ def _nested_loader(path: str, resolver_ref: list, depth: int):
 
 
 def read_buffer(path: str, buf: Any, *, record_only: bool = False, uses: list[GlobalUse] | None = None,
-                attr_uses: list[AttrUse] | None = None) -> tuple[str, Any, Resolver, _Reader]:
+                attr_uses: list[AttrUse] | None = None,
+                stops: list[str] | None = None) -> tuple[str, Any, Resolver, _Reader]:
     """Sniff and read ``buf``; returns (container, root object, resolver, reader). Every global
-    met is appended to ``uses`` (when given) as it is met, and every ``getattr`` on a value the
-    pickle built to ``attr_uses``, so a caller sees them even on error."""
+    met is appended to ``uses`` (when given) as it is met, every ``getattr`` on a value the
+    pickle built to ``attr_uses``, and the reason a pickle run stopped before its end to
+    ``stops``, so a caller sees them even on error."""
     head = bytes(buf[:512])
     container = sniff(head, len(buf))
     if container == "torch-tar":
@@ -316,6 +329,8 @@ def read_buffer(path: str, buf: Any, *, record_only: bool = False, uses: list[Gl
         resolver.uses = uses
     if attr_uses is not None:
         resolver.attr_uses = attr_uses
+    if stops is not None:
+        resolver.stops = stops
     ref[0] = resolver
     reader = _Reader(path, buf, resolver)
     if container == "torch-zip":
@@ -330,7 +345,10 @@ def read_buffer(path: str, buf: Any, *, record_only: bool = False, uses: list[Gl
         except UnsafeInputError:
             raise
         except EmbconvError as e:
-            # Text that merely starts like a protocol-0 pickle (a CSV, a README…).
+            # Text that merely starts like a protocol-0 pickle (a CSV, a README…): not a pickle
+            # that stopped early, unless it named a global before failing.
+            if not resolver.uses:
+                resolver.stops.clear()
             raise UnreadableInputError(
                 f"not a model file: no torch zip or legacy signature, and not a pickle ({e.message})"
             ) from None

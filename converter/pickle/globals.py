@@ -11,7 +11,10 @@ Three outcomes, decided by exact (module, name) pairs:
 
 ``builtins.getattr`` (how pickle spells a bound method) is reconstructed by ``Resolver._getattr``:
 on a stub or on plain data the pickle built (numpy arrays/scalars/dtypes, containers) it yields an
-inert ``AttrStub``; on anything else, or with a dunder/private name on real data, it is refused.
+inert ``AttrStub``; on anything else, with a special name (``__x__``, ``__x``) on any receiver
+(stubs included: ``getattr(Learner.__init__, '__globals__')`` is the classic way from a class to
+``__builtins__``), or with a private name on real data, it is refused. Dotted global names that
+walk through a special attribute (``Learner.__init__.__globals__``) are refused the same way.
 
 Nothing here imports a module named by the file."""
 
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnreadableInputError, UnsafeInputError
-from .stubs import AttrStub, GlobalStub, ObjectStub
+from .stubs import AttrStub, GlobalStub, ObjectStub, chain_name
 from .tensors import DTYPES, STORAGE_CLASSES, TORCH_DTYPE_GLOBALS, DType, TensorRef
 
 # --- refused -----------------------------------------------------------------------------------
@@ -102,7 +105,19 @@ def refusal_reason(module: str, name: str) -> str | None:
             return f"{mod}.{n} is not a name model files use"
     if m == "builtins" and head.startswith("__") and head not in {"__build_class__"}:
         return f"builtins.{n} is a dunder of builtins"
+    special = next((part for part in n.split(".")[1:] if is_special_name(part)), None)
+    if special is not None:
+        # protocol 4 resolves dotted names attribute by attribute: 'Learner.__init__.__globals__'
+        return f"{m}.{n} walks through the special attribute {special!r}"
     return None
+
+
+def is_special_name(name: str) -> bool:
+    """True for an attribute name that reaches Python's machinery rather than a model's data:
+    dunders (``__globals__``, ``__builtins__``, ``__class__``, ``__subclasses__``, ``__init__``,
+    ``__reduce__``, ``__code__``, ``__dict__`` …, any ``__x__``) and name-mangled ``__x``; also
+    any dotted part of ``name`` that is one (``'a.__globals__'``)."""
+    return any(part.startswith("__") for part in name.split("."))
 
 
 # --- reconstructed -----------------------------------------------------------------------------
@@ -368,20 +383,40 @@ class GlobalUse:
     module: str
     name: str
     verdict: str  # "reconstructed" | "stubbed" | "refused"
-    offset: int
+    offset: int  # byte offset in the file, or in the nested bytes when ``nested_at`` is set
     reason: str | None = None
+    # Set for a global named by a pickle nested inside ``torch.storage._load_from_bytes``: the
+    # file offset of that call (torch.load runs the nested bytes as a whole torch file).
+    nested_at: int | None = None
+
+    @property
+    def nested(self) -> bool:
+        return self.nested_at is not None
+
+    @property
+    def where(self) -> str:
+        """``at byte N`` or ``at byte N of the pickle nested in torch.storage._load_from_bytes at byte M``."""
+        return _where(self.offset, self.nested_at)
 
 
 @dataclass
 class AttrUse:
-    """One ``builtins.getattr(receiver, name)`` the pickle ran on a value it built itself (not a
-    stub): answered with an inert ``AttrStub`` ("inert") or refused."""
+    """One ``builtins.getattr(receiver, name)`` the pickle ran on a value it built itself
+    (answered with an inert ``AttrStub``: "inert", or refused), or with a special name on any
+    receiver, stubs included (always "refused")."""
 
-    receiver: str  # "numpy.ndarray", "dict" …
+    receiver: str  # "numpy.ndarray", "dict", "fastai.basic_train.Learner.__init__" …
     name: str
     verdict: str  # "inert" | "refused"
     offset: int
     reason: str | None = None
+    nested_at: int | None = None
+
+
+def _where(offset: int, nested_at: int | None) -> str:
+    if nested_at is None:
+        return f"at byte {offset}"
+    return f"at byte {offset} of the pickle nested in torch.storage._load_from_bytes at byte {nested_at}"
 
 
 class Resolver:
@@ -389,9 +424,13 @@ class Resolver:
 
     def __init__(self, load_nested: Callable[[bytes], Any], *, record_only: bool = False) -> None:
         self.uses: list[GlobalUse] = []
-        self.attr_uses: list[AttrUse] = []  # getattr on values the pickle built (not on stubs)
+        self.attr_uses: list[AttrUse] = []  # getattr on values the pickle built, dunder getattr on stubs
+        # Why a pickle run stopped before its STOP (the first failure; the VM appends it): a scan
+        # that has one did not see everything, so it cannot call the file clean.
+        self.stops: list[str] = []
         self.record_only = record_only  # scan: record refusals and go on with an inert stub
         self.at = -1  # file offset of the REDUCE running a reconstructor (set by the VM)
+        self.nested_at: int | None = None  # offset of the _load_from_bytes being read, if any
         self._load_nested = load_nested
         self._table = self._build_table()
 
@@ -458,22 +497,38 @@ class Resolver:
         return t
 
     def _nested_storage(self, data: Any) -> Any:
+        """``torch.storage._load_from_bytes(b)`` is ``torch.load(BytesIO(b))``: the bytes are a whole
+        torch file whose pickles torch runs. They are read here under the same rules, and every
+        global they name is recorded with ``nested_at`` (the offset of this call)."""
         _expect(isinstance(data, (bytes, bytearray)), "torch.storage._load_from_bytes of non-bytes")
-        return self._load_nested(bytes(data))
+        at = self.at
+        if self.nested_at is not None:
+            reason = "a torch.storage._load_from_bytes inside bytes that are themselves nested"
+            self.uses.append(GlobalUse("torch.storage", "_load_from_bytes", "refused", at, reason,
+                                       nested_at=self.nested_at))
+            raise UnsafeInputError(f"refused torch.storage._load_from_bytes {_where(at, self.nested_at)}: {reason}")
+        self.nested_at = at
+        try:
+            return self._load_nested(bytes(data))
+        finally:
+            self.nested_at = None
+            self.at = at
 
     def find(self, module: str, name: str, offset: int) -> GlobalStub:
         if not isinstance(module, str) or not isinstance(name, str):
-            raise UnreadableInputError(f"global with a non-string name at byte {offset}")
+            raise UnreadableInputError(f"global with a non-string name {_where(offset, self.nested_at)}")
         reason = refusal_reason(module, name)
         if reason is not None:
-            self.uses.append(GlobalUse(module, name, "refused", offset, reason))
+            self.uses.append(GlobalUse(module, name, "refused", offset, reason, nested_at=self.nested_at))
             if self.record_only:
                 return GlobalStub(module, name)
-            raise UnsafeInputError(f"refused global '{module}.{name}' at byte {offset}: {reason}")
+            raise UnsafeInputError(
+                f"refused global '{module}.{name}' {_where(offset, self.nested_at)}: {reason}")
         m, n = normalise_name(module, name)
         maker = self._table.get((m, n))
         stub = maker(m, n) if maker else GlobalStub(m, n)
-        self.uses.append(GlobalUse(module, name, "reconstructed" if stub.reconstructed else "stubbed", offset))
+        self.uses.append(GlobalUse(module, name, "reconstructed" if stub.reconstructed else "stubbed", offset,
+                                   nested_at=self.nested_at))
         return stub
 
     def _getattr(self, obj: Any, name: Any, *default: Any) -> Any:
@@ -484,17 +539,32 @@ class Resolver:
         array's ``arr.take`` kept on a Learner (issue 11). Both become an inert ``AttrStub``
         recording (receiver, name); REDUCE on it only records an ``ObjectStub``, so the real
         attribute is never fetched, let alone called (``getattr(arr, 'tofile')(path)`` writes
-        nothing). Refused: any name on a real value that is not plain data (embconv's own
-        reconstructors and tags, tensors in the making …), and on plain data any name that is not
-        a public identifier (dunders such as ``__class__``/``__reduce__``, private ``_x``)."""
+        nothing). Refused: a special name (``__x__``, ``__x``) on any receiver, stubs included —
+        ``getattr(Learner.__init__, '__globals__')`` and ``getattr(x.__class__, '__subclasses__')``
+        are how a pickle walks from a harmless class to ``__builtins__``, and no model file needs
+        them (a bound method is named by its public or ``_private`` name); any name on a real value
+        that is not plain data (embconv's own reconstructors and tags, tensors in the making …);
+        and on plain data any name that is not a public identifier (private ``_x``)."""
         if not isinstance(name, str):
             raise UnreadableInputError("getattr with a non-string name")
         if len(default) > 1:
             raise UnreadableInputError("getattr with more than three arguments")
-        if isinstance(obj, (AttrStub, ObjectStub)) or (isinstance(obj, GlobalStub) and not obj.reconstructed):
-            return AttrStub(obj, name)  # an attribute of a stub: a longer name, nothing more
-        kind = plain_data_kind(obj)
+        is_stub = isinstance(obj, (AttrStub, ObjectStub)) or (isinstance(obj, GlobalStub) and not obj.reconstructed)
+        kind = None if is_stub else plain_data_kind(obj)
         shown = name if len(name) <= 80 else name[:77] + "..."
+        if is_special_name(name):
+            if is_stub:
+                receiver = chain_name(obj)
+            elif kind is not None:
+                receiver = kind
+            else:
+                receiver = obj.qualname if isinstance(obj, GlobalStub) else type(obj).__name__
+            receiver = receiver if len(receiver) <= 120 else "…" + receiver[-119:]
+            reason = ("a special attribute (a dunder: the way from a class or function to its globals, "
+                      "builtins or subclasses)")
+            return self._refuse_getattr(obj, name, receiver, shown, reason)
+        if is_stub:
+            return AttrStub(obj, name)  # an attribute of a stub: a longer name, nothing more
         if kind is None:
             what = obj.qualname if isinstance(obj, GlobalStub) else type(obj).__name__
             reason = (f"{what} is not plain data the pickle built (only attributes of stubs, numpy "
@@ -504,14 +574,17 @@ class Resolver:
             reason = "a special or private attribute"
             receiver = kind
         else:
-            self.attr_uses.append(AttrUse(kind, name, "inert", self.at))
+            self.attr_uses.append(AttrUse(kind, name, "inert", self.at, nested_at=self.nested_at))
             return AttrStub(obj, name)
-        self.attr_uses.append(AttrUse(receiver, shown, "refused", self.at, reason))
+        return self._refuse_getattr(obj, name, receiver, shown, reason)
+
+    def _refuse_getattr(self, obj: Any, name: str, receiver: str, shown: str, reason: str) -> AttrStub:
+        self.attr_uses.append(AttrUse(receiver, shown, "refused", self.at, reason, nested_at=self.nested_at))
         if self.record_only:
             self.uses.append(GlobalUse("builtins", "getattr", "refused", self.at,
-                                       f"getattr({receiver}, {shown!r}): {reason}"))
+                                       f"getattr({receiver}, {shown!r}): {reason}", nested_at=self.nested_at))
             return AttrStub(obj, name)
-        where = f" at byte {self.at}" if self.at >= 0 else ""
+        where = f" {_where(self.at, self.nested_at)}" if self.at >= 0 else ""
         raise UnsafeInputError(f"refused builtins.getattr on {receiver}, attribute {shown!r}{where}: {reason}")
 
 

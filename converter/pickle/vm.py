@@ -4,7 +4,8 @@ Written from the opcode list of the pickle protocol (0–5) rather than by subcl
 unpickler, whose memo is an array an attacker can grow (spec §2.6). Every global goes through
 ``Resolver.find``; REDUCE/NEWOBJ only run embconv's own reconstructors or record a stub; BUILD
 only touches objects this load created. Counts of objects, memo entries and MARK depth are
-bounded, so memory stays proportional to the input."""
+bounded (and memo indices, which a pickler counts from 0), so memory stays proportional to the
+input."""
 
 from __future__ import annotations
 
@@ -131,6 +132,16 @@ class Unpickler:
 
     # ---- main loop -----------------------------------------------------------------------
     def load(self) -> tuple[Any, int]:
+        try:
+            return self._run()
+        except EmbconvError as e:
+            # The first failure inside a pickle is kept on the resolver: ``scan`` then knows it
+            # stopped before the end and says "inconclusive", not "clean" or merely "unreadable".
+            if not self.resolver.stops:
+                self.resolver.stops.append(e.message)
+            raise
+
+    def _run(self) -> tuple[Any, int]:
         stack: list[Any] = []
         metastack: list[list[Any]] = []
         memo: dict[int, Any] = {}
@@ -286,6 +297,10 @@ class Unpickler:
     def memo_put(self, memo: dict, index: int, value: Any) -> None:
         if index < 0:
             raise UnreadableInputError("negative memo index")
+        if index >= MAX_MEMO:
+            # A dict memo would not mind, but no pickler writes such an index (they count from 0)
+            # and the C unpickler torch.load uses grows an array up to it (2**30 -> 8 GiB).
+            raise ResourceLimitError(f"pickle memo index {index:,} is beyond the memo limit of {MAX_MEMO:,} (limit)")
         if index not in memo and len(memo) >= MAX_MEMO:
             raise ResourceLimitError(f"pickle memo exceeds {MAX_MEMO:,} entries (limit)")
         memo[index] = value
@@ -468,7 +483,8 @@ def _stack_global(vm, stack, metastack, memo, op):
 def _inst(vm, stack, metastack, memo, op):
     module = vm._readline().decode("utf-8", "replace")
     name = vm._readline().decode("utf-8", "replace")
-    vm.resolver.uses.append(_refused_use(module, name, vm.base_offset + op, "INST calls a class"))
+    vm.resolver.uses.append(_refused_use(module, name, vm.base_offset + op, "INST calls a class",
+                                         vm.resolver.nested_at))
     raise UnsafeInputError(f"refused INST opcode calling '{module}.{name}' at byte {vm.base_offset + op}")
 
 
@@ -485,9 +501,9 @@ def _ext(size: int):
     return handler
 
 
-def _refused_use(module: str, name: str, offset: int, reason: str):
+def _refused_use(module: str, name: str, offset: int, reason: str, nested_at: int | None = None):
     from .globals import GlobalUse
-    return GlobalUse(module, name, "refused", offset, reason)
+    return GlobalUse(module, name, "refused", offset, reason, nested_at=nested_at)
 
 
 def _newobj(vm, stack, metastack, memo, op):

@@ -372,6 +372,35 @@ case("torch_storage_load_from_bytes",
      lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"),
                                                 codecs_bytes(make_legacy_file(plain(system_call(c, "os")), {})))),
                              {}))
+case("torch_storage_load_from_bytes_plain_pickle",
+     "zip state dict whose value is torch.storage._load_from_bytes(<plain pickle calling posix.system>): "
+     "torch.load runs a non-zip file's first pickle, so it is refused (1), not merely 'not a torch file'",
+     UNSAFE, lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"),
+                                                        codecs_bytes(plain(system_call(c))))), {}))
+case("torch_storage_load_from_bytes_plain_in_plain",
+     "a fastai-1.0.40-style plain pickle whose storage is _load_from_bytes(<plain pickle: STACK_GLOBAL os.system>)",
+     UNSAFE, lambda c: plain(dict_([(unicode("model"), call(global_("torch.storage", "_load_from_bytes"),
+                                                              codecs_bytes(plain(system_call(c, "os", "stack"), 4))))])),
+     suffix=".pkl")
+case("torch_storage_load_from_bytes_getattr_globals",
+     "_load_from_bytes(<plain pickle holding getattr(Learner.__init__, '__globals__')>)", UNSAFE,
+     lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"),
+                                                codecs_bytes(in_learner(learner_init_globals())))), {}))
+case("torch_storage_load_from_bytes_twice_nested",
+     "_load_from_bytes(<legacy file whose main pickle is _load_from_bytes(<legacy file>)>): nesting inside "
+     "nested bytes is refused (1)", UNSAFE,
+     lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"), codecs_bytes(
+         make_legacy_file(plain(call(global_("torch.storage", "_load_from_bytes"),
+                                     codecs_bytes(make_legacy_file(plain(system_call(c)), {})))), {})))), {}))
+case("torch_storage_load_from_bytes_garbage",
+     "_load_from_bytes(b'hello world'): nested bytes that are no torch file (3; scan inconclusive)", UNREADABLE,
+     lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"),
+                                                codecs_bytes(b"hello world"))), {}))
+case("torch_storage_load_from_bytes_truncated",
+     "_load_from_bytes(<a legacy file cut inside its main pickle>) (3; scan inconclusive)", UNREADABLE,
+     lambda c: make_zip_file(in_state_dict(call(global_("torch.storage", "_load_from_bytes"),
+                                                codecs_bytes(legacy_headers_then(
+                                                    proto(2) + global_("fastai.basic_train", "Learner"))))), {}))
 case("torch_load_nested", "torch.load(io.BytesIO(<legacy torch file with os.system>)) in a zip state dict",
      UNSAFE, lambda c: make_zip_file(in_state_dict(call(global_("torch", "load"), call(
          global_("io", "BytesIO"), codecs_bytes(make_legacy_file(plain(system_call(c, "os")), {}))))), {}))
@@ -528,22 +557,63 @@ case("getattr_on_torch_dtype_tag",
      "getattr(torch.float32, 'to'): a dtype tag embconv reconstructs", UNSAFE,
      lambda c: in_learner(getattr_of(global_("torch", "float32"), "to")), suffix=".pkl")
 case("getattr_on_codecs_result_chain",
-     "getattr(getattr(b'x', 'decode'), '__globals__'): a dunder on a stub of data stays inert (never looked up); "
-     "the inner getattr on bytes is an inert stub", OK,
+     "getattr(getattr(b'x', 'decode'), '__globals__'): the inner getattr on bytes is an inert stub, but a "
+     "dunder on any receiver, stubs included, is refused (issue 13)", UNSAFE,
      lambda c: in_learner(getattr_of(getattr_of(codecs_bytes(b"x"), "decode"), "__globals__")),
      suffix=".pkl")
+
+# ---- getattr of special attributes on stubs (issue 13) ---------------------------------------------
+# getattr(Learner.__init__, '__globals__')['__builtins__']['exec'] is the classic walk from any class
+# to exec; trusted scanners rate a getattr of a dunder critical. Refused on every receiver.
+
+
+def learner_init_globals() -> bytes:
+    """``getattr(getattr(fastai.basic_train.Learner, '__init__'), '__globals__')``"""
+    return getattr_of(getattr_of(global_("fastai.basic_train", "Learner"), "__init__"), "__globals__")
+
+
+def exec_via_globals(canary: str) -> bytes:
+    """``Learner.__init__.__globals__['__builtins__']['exec'](code)`` spelled with getattr and
+    ``dict.get`` bound methods (every step a getattr a stub-based reader must refuse)."""
+    builtins = call(getattr_of(learner_init_globals(), "get"), unicode("__builtins__"))
+    return call(call(getattr_of(builtins, "get"), unicode("exec")), unicode(py_touch(canary)))
+
+
+case("stub_getattr_init_globals",
+     "getattr(getattr(fastai.basic_train.Learner, '__init__'), '__globals__') kept in a dict", UNSAFE,
+     lambda c: in_learner(learner_init_globals()), suffix=".pkl")
+case("stub_getattr_globals_exec",
+     "Learner.__init__.__globals__.get('__builtins__').get('exec')(\"open(CANARY,'w')\") via getattr chains",
+     UNSAFE, lambda c: in_learner(exec_via_globals(c)), suffix=".pkl")
+case("stub_instance_getattr_class_subclasses",
+     "getattr(getattr(Learner(), '__class__'), '__subclasses__')() on a stub instance", UNSAFE,
+     lambda c: in_learner(call(getattr_of(getattr_of(call(global_("fastai.basic_train", "Learner")),
+                                                      "__class__"), "__subclasses__"))), suffix=".pkl")
+case("stub_getattr_reduce_in_zip",
+     "torch zip state dict whose value is getattr(torch.nn.Module, '__reduce__')", UNSAFE,
+     lambda c: make_zip_file(in_state_dict(getattr_of(global_("torch.nn.modules.module", "Module"), "__reduce__")),
+                             {}))
+case("dotted_name_init_globals",
+     "protocol 4 STACK_GLOBAL('fastai.basic_train', 'Learner.__init__.__globals__'): pickle resolves dotted "
+     "names attribute by attribute", UNSAFE,
+     lambda c: plain(stack_global("fastai.basic_train", "Learner.__init__.__globals__"), 4), suffix=".pkl")
 
 
 # ---- memo bombs and expansion ------------------------------------------------------------------
 case("memo_long_binput_2_30",
-     "EMPTY_DICT LONG_BINPUT 2**30 STOP: the C unpickler would grow its memo array to 8 GiB "
-     "(0 with a dict memo, 3 with an index bound)", UNREADABLE,
-     lambda c: plain(EMPTY_DICT + long_binput(2**30)), inspect_ok=frozenset({0, 3}),
-     scan_ok=frozenset({0, 3}), suffix=".pkl")
+     "EMPTY_DICT LONG_BINPUT 2**30 STOP: the C unpickler would grow its memo array to 8 GiB; the index is "
+     "over the memo limit (3), and scan is inconclusive, not clean (issue 13)", UNREADABLE,
+     lambda c: plain(EMPTY_DICT + long_binput(2**30)), suffix=".pkl")
 case("memo_many_sparse_entries",
-     "524288 LONG_BINPUT writes at indices i<<11 (up to 2**30) of one dict (0 or 3)", UNREADABLE,
-     lambda c: plain(EMPTY_DICT + b"".join(long_binput(i << 11) for i in range(1 << 19))),
-     inspect_ok=frozenset({0, 3}), scan_ok=frozenset({0, 3}), suffix=".pkl")
+     "524288 LONG_BINPUT writes at indices i<<11 (up to 2**30) of one dict: over the memo-index limit (3)",
+     UNREADABLE, lambda c: plain(EMPTY_DICT + b"".join(long_binput(i << 11) for i in range(1 << 19))),
+     suffix=".pkl")
+case("memo_get_unwritten_after_global",
+     "a stubbed global, then BINGET of a memo slot never written: the scan stops there (inconclusive, 3)",
+     UNREADABLE, lambda c: plain(list_(global_("fastai.basic_train", "Learner"), binget(7))), suffix=".pkl")
+case("unknown_opcode_after_global",
+     "a stubbed global, then the undefined opcode 0xff: the scan cannot see past it (inconclusive, 3)",
+     UNREADABLE, lambda c: proto(2) + global_("fastai.basic_train", "Learner") + b"\xff" + STOP, suffix=".pkl")
 
 
 def _expansion_dicts(levels: int) -> bytes:
