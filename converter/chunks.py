@@ -42,13 +42,27 @@ def chunk_rows(dim: int, itemsize: int, budget: int = CHUNK_BYTES) -> int:
     return max(1, budget // max(1, dim * itemsize))
 
 
+def weight_rows_as(table: EmbeddingTable, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+    """Rows ``start:stop`` of a table's weight as C-contiguous ``dtype``: a TensorRef converts
+    them as it reads them from the file (``rows_as``); other sources give their rows, converted."""
+    rows_as = getattr(table.weight_source, "rows_as", None)
+    if rows_as is None:
+        return convert(table.weight_rows(start, stop), dtype)
+    a = rows_as(start, stop, dtype)
+    return a.reshape(-1, table.dim) if a.ndim != 2 else a
+
+
 def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
     """(first row, converted rows) of a table's weight, chunk by chunk: only one chunk of the
-    source is read (and converted) at a time, and its mapped pages are released after use, so
-    memory stays bounded whatever the table's size."""
+    source is read (and converted) at a time — from the source file with ``pread``, or its
+    mapped pages are released after use — so memory stays bounded whatever the table's size."""
     itemsize = max(dtype.itemsize, table.weight_itemsize)
     step = chunk_rows(table.dim, itemsize, budget)
+    direct = getattr(table.weight_source, "rows_as", None) is not None
     for start in range(0, table.rows, step):
+        if direct:
+            yield start, weight_rows_as(table, start, start + step, dtype)
+            continue
         src = table.weight_rows(start, start + step)
         out = convert(src, dtype)
         yield start, out
@@ -57,18 +71,38 @@ def weight_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BY
             del out
 
 
+def bias_length(table: EmbeddingTable) -> int:
+    """How many values a table's bias holds (0 without one), without reading it."""
+    if table.bias_source is None:
+        return 0
+    return int(np.prod(table.bias_source.shape, dtype=np.int64))
+
+
+def bias_rows(table: EmbeddingTable, start: int, stop: int) -> np.ndarray:
+    """Values ``start:stop`` of a table's bias (like ``table.bias[start:stop]``), reading just
+    those where the source can: a TensorRef reads them from the file with ``pread`` (a file
+    that shrinks meanwhile is an error, never a SIGBUS)."""
+    src = table.bias_source
+    if src is None:
+        raise ValueError(f"table {table.name!r} has no bias")
+    shape = tuple(src.shape)
+    rows = getattr(src, "rows", None)
+    if rows is not None and shape and int(np.prod(shape[1:], dtype=np.int64)) == 1:  # (n,), (n, 1)
+        return np.asarray(rows(start, stop)).reshape(-1)
+    b = table.bias
+    assert b is not None
+    return b[start:stop]
+
+
 def bias_chunks(table: EmbeddingTable, dtype: np.dtype, budget: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
     """A table's bias (rows,) converted to ``dtype``, chunk by chunk (see :func:`weight_chunks`)."""
-    if table.bias_source is None:
-        return
-    b = table.bias
-    if b is None:
-        return
+    n = bias_length(table)
     step = max(1, budget // 8)
-    for start in range(0, len(b), step):
-        src = b[start : start + step]
+    for start in range(0, n, step):
+        src = bias_rows(table, start, start + step)
         yield convert(src, dtype)
         release(src)
 
 
-__all__ = ["CHUNK_BYTES", "OUTPUT_DTYPES", "bias_chunks", "chunk_rows", "convert", "output_dtype", "weight_chunks"]
+__all__ = ["CHUNK_BYTES", "OUTPUT_DTYPES", "bias_chunks", "bias_length", "bias_rows", "chunk_rows", "convert",
+           "output_dtype", "weight_chunks", "weight_rows_as"]
