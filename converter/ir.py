@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .hashing import file_sha256, hash_in_background
+from .hashing import Identity, PendingHash, changed_error, file_sha256, hash_in_background, identity_of
 from .lazy import ArraySource, ChunkedStrings, WithoutRow
-
-if TYPE_CHECKING:
-    from concurrent.futures import Future
 
 # 2: warnings are objects {code, table, message} (version 1 had plain strings; still read).
 SCHEMA_VERSION = 2
@@ -384,6 +383,23 @@ def _missing_message(table: EmbeddingTable, token: Any, unknown: str) -> str:
         msg += " and the table has no unknown (#na#) row"
     return msg
 
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(m: re.Match) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode, for the manifest's paths and messages: a path's undecodable
+    bytes (Python's surrogateescape, U+DC80–U+DCFF) as ``\\xNN`` — what
+    ``os.fsencode(p).decode("utf-8", "backslashreplace")`` gives — and any other lone surrogate
+    as ``\\uDXXX``. A path that is valid UTF-8 is unchanged."""
+    return _SURROGATE.sub(_escape_surrogate, text) if _SURROGATE.search(text) else text
+
+
 @dataclass
 class SourceInfo:
     path: str
@@ -393,17 +409,40 @@ class SourceInfo:
     container: str = "pickle"
     model_class: str | None = None
     _sha256: str | None = None
-    _hashing: Future[str] | None = field(default=None, repr=False, compare=False)
+    _hashing: PendingHash | None = field(default=None, repr=False, compare=False)
+    #: For an embconv output read back: the sha256 its manifest records for the model file it
+    #: was converted from (``verify`` compares it with the file it is given); None when it was
+    #: converted from another embconv output.
+    recorded_sha256: str | None = field(default=None, compare=False)
+    # The file's identity when it was first opened for this run (see ``check_unchanged``).
+    _identity: Identity | None = field(default=None, repr=False, compare=False)
 
     def start_sha256(self) -> None:
         """Start hashing the source in a background thread; ``sha256`` waits for it. Only
         commands that write a manifest need the hash; ``inspect`` never starts it."""
         self.expect_sha256(hash_in_background(self.path))
 
-    def expect_sha256(self, pending: Future[str] | None) -> None:
-        """Use a hash already being computed (a Future from ``hash_in_background``) of this file."""
+    def expect_sha256(self, pending: PendingHash | None) -> None:
+        """Use a hash already being computed (from ``hash_in_background``) of this file; the
+        file's identity when the hash opened it is what ``check_unchanged`` compares with."""
         if self._sha256 is None and self._hashing is None and pending is not None:
             self._hashing = pending
+            if self._identity is None:
+                self._identity = pending.identity
+
+    def check_unchanged(self) -> None:
+        """UnreadableInputError (exit 3, "the source changed while being read") when the file at
+        ``path`` is no longer the one first opened (another device/inode, size, mtime or ctime):
+        a conversion calls it after its last read of the source, so what it wrote and the hash
+        its manifest names are of one version of the file. A no-op when no identity was taken."""
+        if self._identity is None:
+            return
+        try:
+            now: Identity | None = identity_of(os.stat(self.path))
+        except OSError:
+            now = None
+        if now != self._identity:
+            raise changed_error(self.path, self._identity, now)
 
     @property
     def sha256_known(self) -> bool:
@@ -412,11 +451,14 @@ class SourceInfo:
 
     @property
     def sha256(self) -> str:
+        """The source's sha256 (waits for the background hash). Raises "the source changed while
+        being read" (exit 3) when the file changed while or since it was hashed."""
         if self._sha256 is None:
             if self._hashing is not None:
                 self._sha256, self._hashing = self._hashing.result(), None
             else:
                 self._sha256 = file_sha256(self.path)
+        self.check_unchanged()
         return self._sha256
 
     def to_json(self, sha256: str | None = None) -> dict:
@@ -536,13 +578,17 @@ class EmbeddingModel:
         stands in for the source's hash (see ``SourceInfo.to_json``)."""
         from . import __version__
 
+        tables = [t.to_json(include_tokens) for t in self.tables.values()]
+        for t in tables:  # a vocabulary's source names its file (--vocab, --data): a path, maybe not UTF-8
+            if t["vocab"] is not None and isinstance(t["vocab"].get("source"), str):
+                t["vocab"]["source"] = printable(t["vocab"]["source"])
         return {
             "schema_version": SCHEMA_VERSION,
             "embconv_version": __version__,
-            "source": self.source.to_json(sha256),
+            "source": {k: printable(v) if isinstance(v, str) else v for k, v in self.source.to_json(sha256).items()},
             "model": self.model.to_json(),
-            "tables": [t.to_json(include_tokens) for t in self.tables.values()],
-            "warnings": [w.to_json() for w in self.warnings],
+            "tables": tables,
+            "warnings": [{**w.to_json(), "message": printable(w.message)} for w in self.warnings],
         }
 
     def manifest_json(self, include_tokens: bool = True, *, sha256: str | None = None) -> str:
@@ -589,42 +635,178 @@ def finite_range(value: Any) -> tuple[float, float] | None:
     return (lo, hi)
 
 
+TABLE_DTYPES = ("float32", "float16", "bfloat16", "float64")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_WARNING_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_TOP_KEYS = ("schema_version", "embconv_version", "source", "model", "tables", "warnings")
+_SOURCE_KEYS = ("path", "sha256", "size", "generation", "artifact", "container", "model_class")
+_TABLE_KEYS = ("name", "role", "rows", "dim", "dtype", "weight_key", "bias_key", "tied_keys", "vocab")
+
+
+class ManifestError(ValueError):
+    """A manifest that is not what schemas/manifest.schema.json describes (the message says where)."""
+
+
+def _is_int(value: Any) -> bool:
+    """An integer in the JSON sense: a Python int that is not a bool (``True`` is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (int or float, never a bool, NaN or an infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_int(value)
+
+
+def _fields(obj: Any, where: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict:
+    """``obj`` if it is a JSON object with every ``required`` key and no key but those and
+    ``optional`` (the schema's ``additionalProperties: false``); ManifestError otherwise."""
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where} is not a JSON object")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise ManifestError(f"{where} lacks {', '.join(missing)}")
+    extra = [k for k in obj if k not in required and k not in optional]
+    if extra:
+        raise ManifestError(f"{where} has an unexpected field {str(extra[0])[:40]!r}")
+    return obj
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ManifestError(message)
+
+
+def _string_list(value: Any, where: str) -> None:
+    _check(isinstance(value, list) and all(isinstance(v, str) for v in value), f"{where} is not a list of strings")
+
+
+def validate_manifest(manifest: Any) -> dict:
+    """``manifest`` if it has the shape schemas/manifest.schema.json gives it — every field
+    present, of its type (strings where strings, integers where integers: a bool is no integer,
+    a float with no fraction neither; finite numbers), enums within their values, list items of
+    their type, no unexpected field — else ManifestError naming the first field that is not.
+    This is the one place manifests read back are checked (jsonschema is no runtime dependency)."""
+    m = _fields(manifest, "the manifest", _TOP_KEYS)
+    version = m["schema_version"]
+    _check(_is_int(version) and version in READABLE_SCHEMA_VERSIONS,
+           f"schema_version {str(version)[:40]!r} is not one this embconv reads "
+           f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
+    _check(isinstance(m["embconv_version"], str), "embconv_version is not a string")
+
+    src = _fields(m["source"], "source", _SOURCE_KEYS)
+    _check(isinstance(src["path"], str), "source.path is not a string")
+    _check(isinstance(src["sha256"], str) and _SHA256.fullmatch(src["sha256"]) is not None,
+           "source.sha256 is not 64 lowercase hex digits")
+    _check(_is_int(src["size"]) and src["size"] >= 0, "source.size is not a non-negative integer")
+    for key, allowed in (("generation", GENERATIONS), ("artifact", ARTIFACTS), ("container", CONTAINERS)):
+        _check(isinstance(src[key], str) and src[key] in allowed, f"unknown {key} {str(src[key])[:40]!r}")
+    _check(src["model_class"] is None or isinstance(src["model_class"], str), "source.model_class is not a string")
+
+    model = _fields(m["model"], "model", ("kind", "y_range"))
+    _check(isinstance(model["kind"], str) and model["kind"] in KINDS, f"unknown model kind {str(model['kind'])[:40]!r}")
+    y = model["y_range"]
+    _check(y is None or (isinstance(y, list) and len(y) == 2 and all(_is_number(v) for v in y)),
+           "model.y_range is not null or two finite numbers")
+
+    _check(isinstance(m["tables"], list), "tables is not a list")
+    names: set[str] = set()
+    for i, t in enumerate(m["tables"]):
+        _fields(t, f"table {i}", _TABLE_KEYS)
+        name = t["name"]
+        _check(isinstance(name, str) and name != "", f"table {i}: name is not a non-empty string")
+        where = f"table {name[:80]!r}"
+        _check(name not in names, f"{where} is listed twice")
+        names.add(name)
+        _check(isinstance(t["role"], str) and t["role"] in ROLES, f"{where}: unknown role {str(t['role'])[:40]!r}")
+        for key in ("rows", "dim"):
+            _check(_is_int(t[key]) and t[key] >= 0, f"{where}: {key} is not a non-negative integer")
+        _check(isinstance(t["dtype"], str) and t["dtype"] in TABLE_DTYPES, f"{where}: unknown dtype {str(t['dtype'])[:40]!r}")
+        _check(isinstance(t["weight_key"], str), f"{where}: weight_key is not a string")
+        _check(t["bias_key"] is None or isinstance(t["bias_key"], str), f"{where}: bias_key is not a string or null")
+        _string_list(t["tied_keys"], f"{where}: tied_keys")
+        v = t["vocab"]
+        if v is None:
+            continue
+        _fields(v, f"{where}: vocab", ("size", "unknown_index", "source"), ("tokens",))
+        _check(_is_int(v["size"]) and v["size"] >= 0, f"{where}: vocab.size is not a non-negative integer")
+        unk = v["unknown_index"]
+        _check(unk is None or (_is_int(unk) and unk >= 0), f"{where}: vocab.unknown_index is not null or a row number")
+        _check(isinstance(v["source"], str), f"{where}: vocab.source is not a string")
+        if "tokens" in v:
+            _string_list(v["tokens"], f"{where}: vocab.tokens")
+
+    _check(isinstance(m["warnings"], list), "warnings is not a list")
+    for w in m["warnings"]:
+        if version == 1:
+            _check(isinstance(w, str), "a schema-1 warning is not a string")
+            continue
+        _fields(w, "a warning", ("code", "table", "message"))
+        _check(isinstance(w["code"], str) and _WARNING_CODE.fullmatch(w["code"]) is not None,
+               f"a warning's code {str(w['code'])[:40]!r} is not a code")
+        _check(w["table"] is None or isinstance(w["table"], str), "a warning's table is not a string or null")
+        _check(isinstance(w["message"], str) and w["message"] != "", "a warning's message is not a non-empty string")
+    return m
+
+
+def _check_arrays(t: dict, weight: ArraySource, bias: ArraySource | None) -> None:
+    """ManifestError unless a table's arrays are what its (validated) manifest entry says: a 2-D
+    floating-point weight of ``rows`` × ``dim``, a bias of ``rows`` floats, a vocabulary of
+    ``rows`` tokens whose unknown row is one of them."""
+    where = f"table {t['name']!r}"
+    shape = tuple(weight.shape)
+    if len(shape) != 2:
+        raise ManifestError(f"{where}: the weight has {len(shape)} dimensions, not 2")
+    if shape != (t["rows"], t["dim"]):
+        raise ManifestError(f"{where}: the weight is {shape[0]}x{shape[1]}, the manifest says {t['rows']}x{t['dim']}")
+    for what, src in (("weight", weight), ("bias", bias)):
+        dt = getattr(src, "dtype", None)
+        if isinstance(dt, np.dtype) and dt.kind != "f":
+            raise ManifestError(f"{where}: the {what} holds {dt}, not floating-point numbers")
+    if bias is not None and tuple(bias.shape) != (t["rows"],):
+        raise ManifestError(f"{where}: the bias has shape {list(bias.shape)}, expected [{t['rows']}]")
+    v = t["vocab"]
+    if v is not None:
+        if v["size"] != t["rows"]:
+            raise ManifestError(f"{where}: vocab.size is {v['size']}, the table has {t['rows']} rows")
+        if v["unknown_index"] is not None and v["unknown_index"] >= t["rows"]:
+            raise ManifestError(f"{where}: vocab.unknown_index {v['unknown_index']} is not one of its "
+                                f"{t['rows']} rows")
+
+
 def model_from_manifest(manifest: dict, arrays: dict[str, tuple[ArraySource, ArraySource | None]],
                         tokens: dict[str, list[str]] | None = None) -> EmbeddingModel:
     """Rebuild an EmbeddingModel from a manifest and, per table name, (weight, bias) array
     sources. ``tokens`` overrides the manifest's token lists (for layouts that store them apart).
-    Tokens read back are their string forms."""
-    if manifest.get("schema_version", 1) not in READABLE_SCHEMA_VERSIONS:
-        raise ValueError(f"schema_version {manifest.get('schema_version')!r} is not one this embconv reads "
-                         f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
+    Tokens read back are their string forms. The manifest is checked first
+    (:func:`validate_manifest`: ManifestError, a ValueError)."""
+    validate_manifest(manifest)
     src = manifest["source"]
-    for value, allowed, what in ((src["generation"], GENERATIONS, "generation"), (src["artifact"], ARTIFACTS, "artifact"),
-                                 (src["container"], CONTAINERS, "container")):
-        if value not in allowed:
-            raise ValueError(f"unknown {what} {value!r}")
     source = SourceInfo(path=src["path"], size=src["size"], generation=src["generation"],
                         artifact=src["artifact"], container=src["container"],
-                        model_class=src.get("model_class"), _sha256=src.get("sha256"))
-    m = manifest.get("model") or {}
-    info = ModelInfo(kind=m.get("kind", "unknown"), y_range=finite_range(m["y_range"]) if m.get("y_range") else None)
+                        model_class=src["model_class"], _sha256=src["sha256"])
+    m = manifest["model"]
+    info = ModelInfo(kind=m["kind"], y_range=finite_range(m["y_range"]) if m["y_range"] is not None else None)
     tables: OrderedDict[str, EmbeddingTable] = OrderedDict()
-    if info.kind not in KINDS:
-        raise ValueError(f"unknown model kind {info.kind!r}")
     for t in manifest["tables"]:
-        if t["role"] not in ROLES:
-            raise ValueError(f"table {t['name']!r}: unknown role {t['role']!r}")
+        if t["name"] not in arrays:
+            raise ManifestError(f"table {t['name']!r}: its arrays are missing")
         weight, bias = arrays[t["name"]]
+        _check_arrays(t, weight, bias)
         vocab = None
         v = t.get("vocab")
         if v is not None:
             toks = (tokens or {}).get(t["name"], v.get("tokens"))
             if toks is None:
-                raise ValueError(f"table {t['name']!r}: vocabulary tokens are missing")
+                raise ManifestError(f"table {t['name']!r}: vocabulary tokens are missing")
+            if len(toks) != t["rows"]:
+                raise ManifestError(f"table {t['name']!r}: {len(toks)} tokens for {t['rows']} rows")
             vocab = Vocabulary(toks, unknown_index=v.get("unknown_index"), source=v.get("source", "file"))
         tables[t["name"]] = EmbeddingTable(
             name=t["name"], role=t["role"], weight_source=weight, vocab=vocab, bias_source=bias,
-            weight_key=t.get("weight_key", ""), bias_key=t.get("bias_key"), tied_keys=list(t.get("tied_keys", [])),
-            source_dtype=t.get("dtype", "float32"),
+            weight_key=t["weight_key"], bias_key=t["bias_key"], tied_keys=list(t["tied_keys"]),
+            source_dtype=t["dtype"],
         )
-    warnings = [ModelWarning.from_json(w) for w in manifest.get("warnings", [])]
+    warnings = [ModelWarning.from_json(w) for w in manifest["warnings"]]
     return EmbeddingModel(tables, source, info, warnings)

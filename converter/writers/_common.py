@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -9,8 +11,16 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..chunks import weight_chunks
-from ..errors import UnreadableInputError
-from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, model_from_manifest
+from ..errors import ResourceLimitError, UnreadableInputError
+from ..hashing import changed_error
+from ..ir import (
+    EmbeddingModel,
+    EmbeddingTable,
+    ManifestError,
+    SourceInfo,
+    model_from_manifest,
+    validate_manifest,
+)
 from .registry import Progress
 
 
@@ -60,6 +70,9 @@ def _copy_span(f: BinaryIO, span: tuple[str, int, int, tuple[int, ...]], row_byt
                 if counter is not None:
                     counter.add((done + k) // row_bytes - done // row_bytes)
                 done += k
+            st = os.fstat(src.fileno())  # written to meanwhile: the copy may mix two versions
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != tuple(identity):
+                raise changed_error(path, (*identity, 0), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, 0))
     except OSError:  # EXDEV, ENOSYS, EINVAL …: start again the ordinary way
         if counter is not None:
             counter.add(-(done // row_bytes))
@@ -84,38 +97,71 @@ class ProgressCounter:
             self.progress(self.done, self.total)
 
 
-def check_manifest(manifest: Any, path: str | os.PathLike, what: str = "embconv.manifest") -> dict:
-    """``manifest`` if it has the structure readers rely on (design.md §2), else
-    UnreadableInputError naming what is off: a damaged output fails in one clear line."""
-    def bad(message: str) -> None:
-        raise UnreadableInputError(f"{what} is inconsistent: {message}", path=str(path))
+class _JSONRefusal(ValueError):
+    """What strict JSON refuses: a duplicate key, NaN or an infinity."""
 
-    if not isinstance(manifest, dict):
-        bad("not a JSON object")
-    source = manifest.get("source")
-    if not isinstance(source, dict) or not all(isinstance(source.get(k), str)
-                                               for k in ("path", "generation", "artifact", "container")):
-        bad("source lacks path, generation, artifact or container")
-    if not isinstance(source.get("size"), int):
-        bad("source.size is not an integer")
-    if not isinstance(manifest.get("model", {}), dict) or not isinstance(manifest.get("warnings", []), list):
-        bad("model or warnings have the wrong type")
-    tables = manifest.get("tables")
-    if not isinstance(tables, list):
-        bad("tables is not a list")
-    names: set[str] = set()
-    for t in tables:
-        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not isinstance(t.get("role"), str):
-            bad("a table lacks its name or role")
-        if t["name"] in names:
-            bad(f"table {t['name']!r} is listed twice")
-        names.add(t["name"])
-        vocab = t.get("vocab")
-        if vocab is not None and (not isinstance(vocab, dict) or not isinstance(vocab.get("unknown_index"), (int, type(None)))):
-            bad(f"table {t['name']!r}: vocab is malformed")
-        if not isinstance(t.get("tied_keys", []), list) or not isinstance(t.get("weight_key", ""), str):
-            bad(f"table {t['name']!r}: weight_key or tied_keys have the wrong type")
-    return manifest
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _JSONRefusal(f"the key {key[:60]!r} occurs twice in one object")
+            seen.add(key)
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise _JSONRefusal(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JSONRefusal(f"the number {text[:40]} is out of range")
+    return value
+
+
+def parse_json(raw: str | bytes, path: str | os.PathLike, what: str) -> Any:
+    """``raw`` parsed as strict JSON (RFC 8259: no NaN or infinities, no number that overflows
+    to one, no key twice in an object; UTF-8), or UnreadableInputError naming ``what``: so is
+    an integer of more digits than Python converts, and nesting deeper than the interpreter's
+    recursion limit (ResourceLimitError). Every JSON an embconv output holds is read here."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant,
+                          parse_float=_finite_float)
+    except RecursionError:
+        raise ResourceLimitError(f"{what} nests too deeply (limit)", path=str(path)) from None
+    except (ValueError, TypeError) as e:  # JSONDecodeError, UnicodeDecodeError, the int digit limit, refusals
+        raise UnreadableInputError(f"{what} is not JSON: {str(e)[:200]}", path=str(path)) from None
+
+
+def check_manifest(manifest: Any, path: str | os.PathLike, what: str = "embconv.manifest") -> dict:
+    """``manifest`` if it has the shape schemas/manifest.schema.json gives it
+    (``ir.validate_manifest``), else UnreadableInputError naming what is off: a damaged output
+    fails in one clear line."""
+    try:
+        return validate_manifest(manifest)
+    except ManifestError as e:
+        raise UnreadableInputError(f"{what} is inconsistent: {e}", path=str(path)) from None
+
+
+def read_manifest(raw: Any, path: str | os.PathLike, what: str = "embconv.manifest") -> dict:
+    """The manifest in ``raw``, the JSON text an output stores (a str or UTF-8 bytes), parsed
+    strictly (:func:`parse_json`) and checked (:func:`check_manifest`); UnreadableInputError
+    when it is not text, not JSON or not a manifest."""
+    if not isinstance(raw, (str, bytes)):
+        raise UnreadableInputError(f"{what} is not a string of JSON but {type(raw).__name__}", path=str(path))
+    return check_manifest(parse_json(raw, path, what), path, what)
+
+
+def _recorded_source_sha256(recorded: SourceInfo) -> str | None:
+    """The sha256 a manifest names for the model file an output was converted from; None when
+    it was converted from another embconv output (whose hash ``verify`` cannot link to a model)."""
+    sha = recorded._sha256
+    return sha if isinstance(sha, str) and recorded.artifact != "embconv-output" else None
 
 
 def model_from_output(manifest: dict, arrays: dict, tokens: dict, path: str | os.PathLike, container: str,
@@ -125,9 +171,10 @@ def model_from_output(manifest: dict, arrays: dict, tokens: dict, path: str | os
     try:
         model = model_from_manifest(manifest, arrays, tokens)
     except (KeyError, TypeError, ValueError) as e:
-        raise UnreadableInputError(f"{what} is inconsistent: {e}", path=str(path)) from e
+        raise UnreadableInputError(f"{what} is inconsistent: {str(e)[:300]}", path=str(path)) from e
     p = Path(path)
     model.source = SourceInfo(path=str(p), size=p.stat().st_size if p.exists() else 0,
                               generation=model.source.generation, artifact="embconv-output",
-                              container=container, model_class=model.source.model_class)
+                              container=container, model_class=model.source.model_class,
+                              recorded_sha256=_recorded_source_sha256(model.source))
     return model

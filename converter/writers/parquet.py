@@ -30,19 +30,20 @@ needs. pyarrow is imported only when a Parquet file is written or read (the ``da
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..chunks import bias_rows as bias_values
 from ..chunks import output_dtype
 from ..errors import OutputError, UnreadableInputError, UsageError
 from ..ir import EmbeddingModel, EmbeddingTable
 from ..lazy import ChunkedStrings, encoded
 from ..mapped import release
-from ._common import ProgressCounter, check_manifest, model_from_output
+from ._common import ProgressCounter, model_from_output, read_manifest
 from .registry import Format, Progress, register
 
 NAME = "parquet"
@@ -202,7 +203,7 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
     f32 = output_dtype("float32")
     schema = _schema(pa, t.dim, has_bias)
     unk = t.vocab.unknown_index if t.vocab is not None else None
-    bias = t.bias if has_bias else None  # (rows,): a view or a map, sliced a group at a time
+    bias = t.bias if has_bias else None  # (rows,): read a group at a time (bias_values: pread, no map)
     counter = ProgressCounter(t.rows, progress)
     step = group_rows(t.dim)
     # Floats barely compress: the vector (and bias) pages are stored plain and uncompressed,
@@ -210,7 +211,7 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
     compression = {"row": "snappy", "token": "snappy", "is_unknown": "snappy", "vector": "none", "bias": "none"}
     blocks = _TokenBlocks(t.vocab.strings) if t.vocab is not None else None
     pool = _writer_pool(pa)
-    with pq.ParquetWriter(str(path), schema, compression=compression, use_dictionary=False,
+    with _sink(path) as sink, pq.ParquetWriter(sink, schema, compression=compression, use_dictionary=False,
                           write_statistics=["row", "is_unknown"], memory_pool=pool) as writer:
         for start in range(0, t.rows, step):
             stop = min(t.rows, start + step)
@@ -223,7 +224,7 @@ def write(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress
                        _token_array(pa, t, blocks, start, stop, path),
                        pa.FixedSizeListArray.from_arrays(_buffer_array(pa, pa.float32(), w), t.dim)]
             if bias is not None:
-                columns.append(_buffer_array(pa, pa.float32(), np.ascontiguousarray(bias[start:stop], dtype=f32)))
+                columns.append(_buffer_array(pa, pa.float32(), np.ascontiguousarray(bias_values(t, start, stop), dtype=f32)))
             columns.append(pa.Array.from_buffers(pa.bool_(), stop - start,
                                                  [None, pa.py_buffer(np.packbits(flags, bitorder="little"))]))
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
@@ -384,11 +385,15 @@ class _Tokens(ChunkedStrings):
 
     def _decode(self, start: int, stop: int) -> list[str]:
         raw, o = self.encoded(start, stop)
-        text = raw.decode("utf-8")
-        b = o.tolist()
-        if len(text) == len(raw):
-            return [text[x:y] for x, y in zip(b, b[1:], strict=False)]
-        return [raw[x:y].decode("utf-8") for x, y in zip(b, b[1:], strict=False)]
+        try:
+            text = raw.decode("utf-8")
+            b = o.tolist()
+            if len(text) == len(raw):
+                return [text[x:y] for x, y in zip(b, b[1:], strict=False)]
+            return [raw[x:y].decode("utf-8") for x, y in zip(b, b[1:], strict=False)]
+        except UnicodeDecodeError as e:
+            raise UnreadableInputError(f"column 'token' is not valid UTF-8 in rows {start}-{stop - 1}: {e}",
+                                       path=str(self.groups.path)) from None
 
 
 def _check_schema(pa: Any, schema: Any, dim: Any, path: Path) -> tuple[int, bool]:
@@ -413,13 +418,31 @@ def _check_schema(pa: Any, schema: Any, dim: Any, path: Path) -> tuple[int, bool
     return int(vt.list_size), has_bias
 
 
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in the name (surrogateescape): pyarrow takes UTF-8 paths only
+        return False
+    return True
+
+
+def _sink(path: Path) -> Any:
+    """Where pyarrow writes ``path``: the path itself, or a Python file where the name is not UTF-8."""
+    return contextlib.nullcontext(str(path)) if _utf8(path) else open(path, "wb")
+
+
+def _source(path: Path) -> Any:
+    """What pyarrow reads ``path`` from: the path, or an open Python file where the name is not UTF-8."""
+    return str(path) if _utf8(path) else open(path, "rb")  # noqa: SIM115 - lives as long as the ParquetFile
+
+
 def read(path: Path) -> EmbeddingModel:
     """Read an embconv Parquet file back into the IR: the manifest from the key-value metadata,
     vectors, bias and tokens read a row group at a time on demand. ``row`` and ``is_unknown``
     are checked here (0 … n-1; true on the manifest's unknown row only), a group at a time."""
     pa, pq = _pyarrow()
     try:
-        pf = pq.ParquetFile(str(path), buffer_size=1 << 20, pre_buffer=False)  # column chunks read in pieces
+        pf = pq.ParquetFile(_source(path), buffer_size=1 << 20, pre_buffer=False)  # column chunks read in pieces
         schema = pf.schema_arrow
     except Exception as e:  # ArrowInvalid, OSError: not Parquet, truncated footer …
         raise UnreadableInputError(f"not a readable Parquet file: {e}", path=str(path)) from e
@@ -428,11 +451,7 @@ def read(path: Path) -> EmbeddingModel:
     if raw is None:
         raise UnreadableInputError(f"no {MANIFEST_KEY} in the file's key-value metadata "
                                    f"(not written by embconv?)", path=str(path))
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UnreadableInputError(f"{MANIFEST_KEY} is not JSON: {e}", path=str(path)) from e
-    check_manifest(manifest, path)
+    manifest = read_manifest(raw, path, MANIFEST_KEY)
     if len(manifest["tables"]) != 1:
         raise UnreadableInputError(f"the manifest lists {len(manifest['tables'])} tables; a Parquet file holds one",
                                    path=str(path))

@@ -137,7 +137,11 @@ def sniff(path: str | os.PathLike) -> Format:
     except OSError as e:
         raise UnreadableInputError(f"cannot read: {e.strerror or e}", path=str(p)) from e
     for fmt in FORMATS.values():
-        if fmt.sniff(head):
+        try:
+            found = fmt.sniff(head)
+        except (ValueError, OverflowError, IndexError, UnicodeDecodeError):  # bytes no writer of it makes
+            found = False
+        if found:
             return fmt
     raise UnreadableInputError(f"not an embconv output (none of {', '.join(FORMATS)})", path=str(p))
 

@@ -49,10 +49,17 @@ import numpy as np
 
 from ..chunks import bias_chunks, output_dtype
 from ..errors import OutputError, UnreadableInputError
-from ..ir import EmbeddingModel, EmbeddingTable
+from ..ir import SCHEMA_VERSION, EmbeddingModel, EmbeddingTable
 from ..lazy import InMemory, PackedStrings, encoded
 from ..mapped import release
-from ._common import ProgressCounter, check_manifest, model_from_output, write_weight
+from ._common import (
+    ProgressCounter,
+    check_manifest,
+    model_from_output,
+    parse_json,
+    read_manifest,
+    write_weight,
+)
 from .registry import Format, LastStep, Progress, register
 
 MAX_HEADER = 100_000_000
@@ -256,8 +263,21 @@ def sniff(head: bytes) -> bool:
     return 2 <= n <= MAX_HEADER and head[8:9] == b"{"
 
 
+_INT64_MAX = (1 << 63) - 1
+_FLOAT_DTYPES = ("F16", "F32", "F64")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_header(path: Path) -> tuple[dict, int]:
-    """(validated header dict, byte offset of the data buffer)."""
+    """(validated header dict, byte offset of the data buffer). Checked as the safetensors
+    library checks it, and more: strict JSON (no key twice, no NaN); ``__metadata__`` absent or
+    an object of strings; every tensor an object with a known ``dtype``, a ``shape`` of
+    non-negative integers (bools and floats are not) whose byte size fits in int64, and
+    ``data_offsets`` two integers in order that match the shape, within the data section, the
+    tensors tiling it without gap or overlap. UnreadableInputError naming the tensor otherwise."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -266,94 +286,149 @@ def read_header(path: Path) -> tuple[dict, int]:
         n = struct.unpack("<Q", head)[0]
         if n > MAX_HEADER or 8 + n > size:
             raise UnreadableInputError(f"safetensors header length {n} is impossible", path=str(path))
-        try:
-            header = json.loads(f.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UnreadableInputError(f"safetensors header is not JSON: {e}", path=str(path)) from e
+        header = parse_json(f.read(n), path, "safetensors header")
     if not isinstance(header, dict):
         raise UnreadableInputError("safetensors header is not an object", path=str(path))
+    meta = header.get("__metadata__")
+    if meta is None:  # absent, or null (the safetensors library reads that as no metadata)
+        header["__metadata__"] = meta = {}
+    if not isinstance(meta, dict):
+        raise UnreadableInputError("safetensors __metadata__ is not an object of strings", path=str(path))
+    for key, value in meta.items():
+        if not isinstance(value, str):
+            raise UnreadableInputError(f"safetensors __metadata__ {key[:60]!r} is {type(value).__name__}, "
+                                       f"not a string", path=str(path))
+    data_size = size - 8 - n
     spans = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        try:
-            dt = np.dtype(_ST_DTYPES[info["dtype"]])
-            shape = [int(s) for s in info["shape"]]
-            begin, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise UnreadableInputError(f"tensor {name!r}: unsupported or malformed entry", path=str(path)) from e
-        if any(s < 0 for s in shape) or end - begin != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
-            raise UnreadableInputError(f"tensor {name!r}: data_offsets do not match its shape", path=str(path))
-        spans.append((begin, end, name))
+        spans.append((*_entry_span(name, info, data_size, path), name))
     pos = 0
     for begin, end, name in sorted(spans):
         if begin != pos:
             raise UnreadableInputError(f"tensor {name!r}: offsets leave a gap or overlap", path=str(path))
         pos = end
-    if 8 + n + pos != size:
+    if pos != data_size:
         raise UnreadableInputError(f"file is {size} bytes, the header describes {8 + n + pos}", path=str(path))
     return header, 8 + n
+
+
+def _entry_span(name: str, info: Any, data_size: int, path: Path) -> tuple[int, int]:
+    """(begin, end) of a tensor's bytes in the data section, once its entry is checked."""
+    def bad(message: str) -> UnreadableInputError:
+        return UnreadableInputError(f"tensor {name[:80]!r}: {message}", path=str(path))
+
+    if not isinstance(info, dict) or not all(k in info for k in ("dtype", "shape", "data_offsets")):
+        raise bad("unsupported or malformed entry (not an object of dtype, shape and data_offsets)")
+    if not isinstance(info["dtype"], str) or info["dtype"] not in _ST_DTYPES:
+        raise bad(f"unsupported dtype {str(info['dtype'])[:20]!r}")
+    shape, offsets = info["shape"], info["data_offsets"]
+    if not isinstance(shape, list) or not all(_is_int(s) and 0 <= s <= _INT64_MAX for s in shape):
+        raise bad("shape is not a list of non-negative integers")
+    extent = np.dtype(_ST_DTYPES[info["dtype"]]).itemsize
+    for s in shape:  # Python ints: no wrap-around; numpy refuses shapes whose non-zero sides overflow
+        extent *= max(s, 1)
+    if extent > _INT64_MAX:
+        raise bad("shape is too large (its byte size overflows int64)")
+    nbytes = 0 if 0 in shape else extent
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(x) for x in offsets):
+        raise bad("data_offsets is not two integers")
+    begin, end = offsets
+    if not 0 <= begin <= end:
+        raise bad(f"data_offsets {begin}, {end} are out of order")
+    if end > data_size:
+        raise bad(f"data_offsets end at {end}, past the {data_size} bytes of data")
+    if end - begin != nbytes:
+        raise bad("data_offsets do not match its shape")
+    return begin, end
 
 
 def _tensor(path: Path, header: dict, base: int, name: str) -> np.ndarray:
     info = header[name]
     dt = np.dtype(_ST_DTYPES[info["dtype"]])
-    shape = tuple(int(s) for s in info["shape"])
-    begin = int(info["data_offsets"][0])
-    if int(np.prod(shape, dtype=np.int64)) == 0:
+    shape = tuple(info["shape"])
+    begin = info["data_offsets"][0]
+    if begin == info["data_offsets"][1]:
         return np.zeros(shape, dtype=dt)
     return np.memmap(path, dtype=dt, mode="r", offset=base + begin, shape=shape)
+
+
+def _expect(header: dict, name: str, dtypes: tuple[str, ...], shape: list[int] | None, ndim: int,
+            path: Path) -> None:
+    """UnreadableInputError unless tensor ``name`` has one of ``dtypes`` and ``ndim`` dimensions
+    (and, when given, exactly ``shape``): what layout 1 says it is."""
+    info = header[name]
+    if info["dtype"] not in dtypes:
+        raise UnreadableInputError(f"tensor {name!r} is {info['dtype']}, expected {' or '.join(dtypes)}",
+                                   path=str(path))
+    if len(info["shape"]) != ndim or (shape is not None and info["shape"] != shape):
+        want = shape if shape is not None else f"{ndim}-D"
+        raise UnreadableInputError(f"tensor {name!r} has shape {info['shape']}, expected {want}", path=str(path))
 
 
 def read(path: Path) -> EmbeddingModel:
     """Read an embconv safetensors file back into the IR (arrays memory-mapped)."""
     header, base = read_header(path)
-    meta = header.get("__metadata__") or {}
+    meta = header.get("__metadata__", {})
+    if meta.get("embconv.layout", LAYOUT) != LAYOUT:
+        raise UnreadableInputError(f"embconv.layout {meta['embconv.layout'][:20]!r} is not one this embconv reads "
+                                   f"({LAYOUT})", path=str(path))
     if "embconv.manifest" in meta:
-        try:
-            manifest = json.loads(meta["embconv.manifest"])
-        except json.JSONDecodeError as e:
-            raise UnreadableInputError(f"embconv.manifest is not JSON: {e}", path=str(path)) from e
+        manifest = read_manifest(meta["embconv.manifest"], path)
     else:
-        manifest = _manifest_from_tensors(header, path)
-    check_manifest(manifest, path)
+        manifest = check_manifest(_manifest_from_tensors(header, path), path)
     arrays: dict[str, tuple[Any, Any]] = {}
     tokens: dict[str, Sequence[str]] = {}
     for t in manifest["tables"]:
         name = t["name"]
-        try:
-            w = _tensor(path, header, base, f"{name}.weight")
-        except KeyError:
-            raise UnreadableInputError(f"table {name!r}: tensor {name}.weight is missing", path=str(path)) from None
-        b = _tensor(path, header, base, f"{name}.bias") if f"{name}.bias" in header else None
+        if f"{name}.weight" not in header:
+            raise UnreadableInputError(f"table {name!r}: tensor {name}.weight is missing", path=str(path))
+        _expect(header, f"{name}.weight", _FLOAT_DTYPES, None, 2, path)
+        w = _tensor(path, header, base, f"{name}.weight")
+        rows = w.shape[0]
+        b = None
+        if f"{name}.bias" in header:
+            _expect(header, f"{name}.bias", (header[f"{name}.weight"]["dtype"],), [rows], 1, path)
+            b = _tensor(path, header, base, f"{name}.bias")
         arrays[name] = (InMemory(w), InMemory(b) if b is not None else None)
-        if t.get("vocab") is not None:
+        if t["vocab"] is not None:
+            if f"{name}.vocab.utf8" not in header or f"{name}.vocab.offsets" not in header:
+                raise UnreadableInputError(f"table {name!r}: vocabulary tensors are missing", path=str(path))
+            _expect(header, f"{name}.vocab.utf8", ("U8",), None, 1, path)
+            _expect(header, f"{name}.vocab.offsets", ("I64",), [rows + 1], 1, path)
             try:
                 data = _tensor(path, header, base, f"{name}.vocab.utf8")
                 offsets = _tensor(path, header, base, f"{name}.vocab.offsets")
                 tokens[name] = lazy_vocab(data, offsets)
-            except KeyError:
-                raise UnreadableInputError(f"table {name!r}: vocabulary tensors are missing", path=str(path)) from None
             except (ValueError, UnicodeDecodeError) as e:
                 raise UnreadableInputError(f"table {name!r}: vocabulary is corrupt: {e}", path=str(path)) from e
     return model_from_output(manifest, arrays, tokens, path, "safetensors")
 
 
 def _manifest_from_tensors(header: dict, path: Path) -> dict:
-    """A minimal manifest for a safetensors file embconv did not write: every 2-D ``X.weight``."""
+    """A minimal manifest for a safetensors file embconv did not write: every 2-D floating-point
+    ``X.weight`` (header already checked)."""
+    from .. import __version__
+
     tables = []
     for name, info in header.items():
-        if name.endswith(".weight") and name != "__metadata__" and len(info["shape"]) == 2:
+        if (name.endswith(".weight") and len(name) > len(".weight") and len(info["shape"]) == 2
+                and info["dtype"] in _FLOAT_DTYPES):
             t = name[: -len(".weight")]
             vocab = {"size": info["shape"][0], "unknown_index": None, "source": "file"} \
                 if f"{t}.vocab.utf8" in header else None
-            tables.append({"name": t, "role": "category", "dtype": str(np.dtype(_ST_DTYPES[info["dtype"]])),
-                           "weight_key": name, "bias_key": f"{t}.bias" if f"{t}.bias" in header else None,
+            tables.append({"name": t, "role": "category", "rows": info["shape"][0], "dim": info["shape"][1],
+                           "dtype": str(np.dtype(_ST_DTYPES[info["dtype"]])), "weight_key": name,
+                           "bias_key": f"{t}.bias" if f"{t}.bias" in header else None, "tied_keys": [],
                            "vocab": vocab})
     if not tables:
         raise UnreadableInputError("no embconv manifest and no 2-D '<table>.weight' tensor", path=str(path))
-    return {"source": {"path": str(path), "size": path.stat().st_size, "generation": "unknown",
-                       "artifact": "state-dict", "container": "safetensors"},
+    # The source named here is replaced by the file itself on reading (model_from_output): the
+    # hash is a stand-in that nothing reads.
+    return {"schema_version": SCHEMA_VERSION, "embconv_version": __version__,
+            "source": {"path": str(path), "sha256": "0" * 64, "size": path.stat().st_size, "generation": "unknown",
+                       "artifact": "state-dict", "container": "safetensors", "model_class": None},
             "model": {"kind": "unknown", "y_range": None}, "tables": tables, "warnings": []}
 
 

@@ -38,17 +38,18 @@ from typing import Any
 import numpy as np
 
 from ..chunks import output_dtype, weight_chunks
-from ..errors import OutputError, UnreadableInputError, UsageError
+from ..errors import OutputError, ResourceLimitError, UnreadableInputError, UsageError
 from ..ir import EmbeddingModel, EmbeddingTable, SourceInfo, Vocabulary
 from ..lazy import ChunkedStrings, WithoutRow
 from . import tokens as tok
-from ._common import ProgressCounter, check_manifest, model_from_output
+from ._common import ProgressCounter, check_manifest, model_from_output, parse_json
 from ._floatfmt import iter_lines
 from .registry import Format, Progress, register
 
 TEXT = "word2vec-text"
 BINARY = "word2vec-binary"
 SIDECAR_SUFFIX = ".manifest.json"
+MAX_SIDECAR = 64 << 20  # bytes: a sidecar holds the manifest without tokens
 
 _TASK_VALUES = 1 << 18  # values parsed at a time on read-back (text is ~10× bigger)
 
@@ -133,11 +134,14 @@ def write(model: EmbeddingModel, path: Path, *, binary: bool, dtype: str = "floa
     sidecar_path(path).write_text(json.dumps(side, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+_MAX_DIGITS = 19  # a count or dimension of more digits would not fit in int64
+
+
 def _header_line(head: bytes) -> bool:
     """True if ``head`` starts with a word2vec header line ``rows dim``."""
     line = head.split(b"\n", 1)[0]
     parts = line.split()
-    return len(parts) == 2 and all(p.isdigit() for p in parts) and b"\n" in head
+    return len(parts) == 2 and all(p.isdigit() and len(p) <= _MAX_DIGITS for p in parts) and b"\n" in head
 
 
 def _is_float(s: str) -> bool:
@@ -184,8 +188,9 @@ def holds(model: EmbeddingModel, opts: dict) -> EmbeddingModel:
 
 def options_of(path: Path) -> dict:
     """The write options a word2vec file records in its sidecar (``drop_unknown``)."""
-    side = read_sidecar(path) or {}
-    return {"drop_unknown": bool(side.get("embconv.word2vec", {}).get("dropped_rows"))}
+    side = read_sidecar(path)
+    info = side.get("embconv.word2vec") if isinstance(side, dict) else None
+    return {"drop_unknown": isinstance(info, dict) and bool(info.get("dropped_rows"))}
 
 
 def read_sidecar(path: Path) -> dict | None:
@@ -193,9 +198,13 @@ def read_sidecar(path: Path) -> dict | None:
     if not side.is_file():
         return None
     try:
-        return json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UnreadableInputError(f"sidecar {side.name} is unreadable: {e}", path=str(path)) from e
+        if side.stat().st_size > MAX_SIDECAR:
+            raise ResourceLimitError(f"sidecar {side.name} is above the {MAX_SIDECAR >> 20} MiB limit "
+                                     f"(embconv writes a few KiB)", path=str(path))
+        raw = side.read_bytes()
+    except OSError as e:
+        raise UnreadableInputError(f"sidecar {side.name} is unreadable: {e.strerror or e}", path=str(path)) from e
+    return parse_json(raw, path, f"sidecar {side.name}")
 
 
 _SCAN = 16 << 20
@@ -380,14 +389,24 @@ class _LazyRows:
         return self.rows(0, self.shape[0])
 
 
-def _header(f: Any, path: Path) -> tuple[int, int, int]:
-    line = f.readline()
+def _header(f: Any, path: Path, size: int, binary: bool) -> tuple[int, int, int]:
+    """(rows, dim, length of the header line): two decimal numbers of at most 19 digits; in a
+    binary file, no more rows than the bytes after the header can hold (a row is at least a space
+    and ``dim`` float32 values), since the binary index is sized by the count, so a damaged count
+    never sizes it. (The text index grows with the lines it finds: a short text file is told by
+    "file ends after i of n rows".)"""
+    line = f.readline(64)
     header = line.split()
-    if len(header) != 2 or not line.endswith(b"\n"):
+    if len(header) != 2 or not line.endswith(b"\n") or not all(h.isdigit() and len(h) <= _MAX_DIGITS
+                                                                 for h in header):
         raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
     n, dim = int(header[0]), int(header[1])
-    if n < 0 or dim < 0:
-        raise UnreadableInputError("word2vec header must be 'rows dim'", path=str(path))
+    if max(n, 1) * max(dim, 1) * 4 > (1 << 63) - 1:  # numpy refuses such a shape, even with 0 rows
+        raise UnreadableInputError(f"the header's {n} rows of {dim} values overflow int64", path=str(path))
+    room = size - len(line)
+    if binary and n * (1 + 4 * dim) > room:
+        raise UnreadableInputError(f"the header promises {n} rows of {dim} values; the {room} bytes after it "
+                                   f"cannot hold them", path=str(path))
     return n, dim, len(line)
 
 
@@ -395,7 +414,7 @@ def _index_text(path: Path) -> _LazyRows:
     """One pass over a text file in 16 MB blocks: the byte offset of every line (numpy)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
-        n, dim, pos = _header(f, path)
+        n, dim, pos = _header(f, path, size, binary=False)
         found: list[np.ndarray] = [np.array([pos], dtype=np.int64)]
         count = 0
         buf = bytearray(_SCAN)
@@ -422,7 +441,7 @@ def _index_text(path: Path) -> _LazyRows:
 def _index_binary(path: Path) -> _LazyRows:
     """One pass over a binary file: where every row starts and where its key ends."""
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        n, dim, pos = _header(f, path)
+        n, dim, pos = _header(f, path, len(mm), binary=True)
         starts = np.empty(n + 1, dtype=np.int64)
         key_ends = np.empty(n, dtype=np.int64)
         released = 0
@@ -469,15 +488,7 @@ def read(path: Path, *, binary: bool) -> EmbeddingModel:
     info = side.get("embconv.word2vec") if isinstance(side, dict) else None
     manifest = check_manifest(side.get("embconv.manifest") if isinstance(side, dict) else None, path,
                               "sidecar manifest")
-    if not isinstance(info, dict) or not isinstance(info.get("table"), str) \
-            or not all(isinstance(info.get(k, []), list) for k in ("dropped_rows", "renamed_rows")):
-        raise UnreadableInputError("sidecar's embconv.word2vec is malformed", path=str(path))
-    name = info["table"]
-    tmeta = next((t for t in manifest["tables"] if t["name"] == name), None)
-    if tmeta is None:
-        raise UnreadableInputError(f"sidecar names table {name!r} but its manifest lacks it", path=str(path))
-    dropped = sorted(set(info.get("dropped_rows", [])))
-    renamed = set(info.get("renamed_rows", []))
+    name, dropped, renamed = _check_sidecar(info, manifest, container, n, lazy.dim, path)
 
     def source_row(i: int) -> int:
         for d in dropped:
@@ -492,14 +503,55 @@ def read(path: Path, *, binary: bool) -> EmbeddingModel:
         return [tok.original_of(k, source_row(start + j) in renamed) for j, k in enumerate(keys)]
 
     manifest = json.loads(json.dumps(manifest))
+    tmeta = next(t for t in manifest["tables"] if t["name"] == name)
     manifest["tables"] = [tmeta]
-    tmeta["bias_key"] = tmeta.get("bias_key")
-    if tmeta.get("vocab") is not None and dropped:
-        tmeta["vocab"]["unknown_index"] = None
-    toks = {} if info.get("row_labels") else {name: ChunkedStrings(n, checked(tokens))}
-    if info.get("row_labels"):
-        tmeta["vocab"] = None
+    tmeta["rows"] = n  # this file's rows: the table's, less the dropped unknown row
+    if tmeta["vocab"] is not None:
+        tmeta["vocab"]["size"] = n
+        if dropped:
+            tmeta["vocab"]["unknown_index"] = None
+    toks = {name: ChunkedStrings(n, checked(tokens))} if tmeta["vocab"] is not None else {}
     return model_from_output(manifest, {name: (lazy, None)}, toks, path, container, what="sidecar manifest")
+
+
+def _check_sidecar(info: Any, manifest: dict, container: str, n: int, dim: int,
+                   path: Path) -> tuple[str, list[int], set[int]]:
+    """(table, dropped rows, renamed rows) of a sidecar's ``embconv.word2vec`` if it is what
+    embconv writes for this file and agrees with the sidecar's manifest and the file: its
+    format, the table the manifest lists, row numbers of that table (the dropped one its
+    unknown row), row labels exactly where the table has no vocabulary, as many rows as the
+    file holds plus those dropped, and its dimension. UnreadableInputError otherwise."""
+    def bad(message: str) -> UnreadableInputError:
+        return UnreadableInputError(f"sidecar's embconv.word2vec is malformed: {message}", path=str(path))
+
+    def row_numbers(key: str, rows: int) -> list[int]:
+        value = info.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < rows
+                                                  for v in value) or len(set(value)) != len(value):
+            raise bad(f"{key} is not a list of distinct row numbers of the table")
+        return sorted(value)
+
+    if not isinstance(info, dict) or not isinstance(info.get("table"), str):
+        raise bad("no table name")
+    for key, want in (("layout", 1), ("format", container), ("escaping", "percent-1")):
+        if key in info and (info[key] != want or type(info[key]) is not type(want)):
+            raise bad(f"{key} is {str(info[key])[:40]!r}, expected {want!r}")
+    name = info["table"]
+    t = next((t for t in manifest["tables"] if t["name"] == name), None)
+    if t is None:
+        raise UnreadableInputError(f"sidecar names table {name!r} but its manifest lacks it", path=str(path))
+    row_labels = info.get("row_labels", t["vocab"] is None)
+    if not isinstance(row_labels, bool) or row_labels != (t["vocab"] is None):
+        raise bad("row_labels is not true exactly where the table has no vocabulary")
+    dropped = row_numbers("dropped_rows", t["rows"])
+    unk = t["vocab"]["unknown_index"] if t["vocab"] is not None else None
+    if dropped and dropped != [unk]:
+        raise bad("dropped_rows names a row other than the unknown one")
+    renamed = set(row_numbers("renamed_rows", t["rows"]))
+    if t["rows"] != n + len(dropped) or t["dim"] != dim:
+        raise UnreadableInputError(f"the file holds {n}x{dim} (+{len(dropped)} dropped), its sidecar manifest says "
+                                   f"{t['rows']}x{t['dim']}", path=str(path))
+    return name, dropped, renamed
 
 
 def _write_text(model: EmbeddingModel, path: Path, *, dtype: str = "float32", progress: Progress | None = None,
