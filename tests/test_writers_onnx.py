@@ -10,14 +10,18 @@ import pytest
 from converter.saving import save
 from converter.verify import verify_output
 from converter.writers import read_output
+from converter.writers.onnx import onnx_feed
 from tests._writer_models import TRICKY_TOKENS, collab_model, tricky_model
 from tests.conftest import FIXTURES
 
 
 def _session(path):
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3  # the overridable-initializer notice is expected
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _run(sess, names, feeds):
+    """``sess.run`` with the inputs not in ``feeds`` fed empty (every graph input must be fed)."""
+    return sess.run(names, onnx_feed(sess, feeds))
 
 
 @pytest.mark.parametrize("src_dtype", [np.float32, np.float16])
@@ -32,14 +36,14 @@ def test_checker_and_runtime(tmp_path, src_dtype):
     sess = _session(out)
     w = m.tables["words"].weight.astype(np.float32)
     idx = np.array([3, 0, len(TRICKY_TOKENS) - 1, 3], dtype=np.int64)
-    (vec,) = sess.run(["words.vectors"], {"words.index": idx})  # only one input fed
+    (vec,) = _run(sess, ["words.vectors"], {"words.index": idx})  # only one input given
     assert np.array_equal(vec, w[idx])
     ids = np.array(["new york", "", "never seen", "xxfake", "caf\u00e9 \u6771\u4eac"], dtype=object)
-    (by_id,) = sess.run(["words.vectors_by_id"], {"words.id": ids})
+    (by_id,) = _run(sess, ["words.vectors_by_id"], {"words.id": ids})
     assert np.array_equal(by_id, w[[1, 3, 0, 5, 4]])  # unseen → #na# row 0; duplicate → first row
-    (nums,) = sess.run(["nums.vectors_by_id"], {"nums.id": np.array(["2.5", "True", "7"], dtype=object)})
+    (nums,) = _run(sess, ["nums.vectors_by_id"], {"nums.id": np.array(["2.5", "True", "7"], dtype=object)})
     assert np.array_equal(nums, m.tables["nums"].weight.astype(np.float32)[[2, 3, 4]])
-    empty = sess.run(["plain.vectors"], {})
+    empty = _run(sess, ["plain.vectors"], {})
     assert empty[0].shape == (0, 2)
 
 
@@ -48,7 +52,7 @@ def test_unseen_id_without_unknown_row_is_nan(tmp_path):
     out = tmp_path / "c.onnx"
     save(m, out)
     sess = _session(out)
-    (v,) = sess.run(["userId.vectors_by_id"], {"userId.id": np.array(["u2", "nobody"], dtype=object)})
+    (v,) = _run(sess, ["userId.vectors_by_id"], {"userId.id": np.array(["u2", "nobody"], dtype=object)})
     assert np.array_equal(v[0], m.tables["userId"].weight[1])
     assert np.isnan(v[1]).all()
 
@@ -71,7 +75,7 @@ def test_rating_matches_fastai_formula(tmp_path, y_range):
     save(m, out)
     users = ["u1", "u3", "u2", "stranger"]
     items = ["i4", "i1", "unknown", "i2"]
-    (r,) = _session(out).run(["rating"], {"userId.id": np.array(users, dtype=object),
+    (r,) = _run(_session(out), ["rating"], {"userId.id": np.array(users, dtype=object),
                                           "title.id": np.array(items, dtype=object)})
     ref = _fastai_rating(m, users, items)
     assert r.shape == (4,) and np.abs(r - ref).max() < 1e-5
@@ -86,7 +90,7 @@ def test_external_data(tmp_path):
     assert files == [out, tmp_path / "c.onnx.data"]
     assert out.stat().st_size < 4096 + 2000
     onnx.checker.check_model(str(out), full_check=True)
-    (v,) = _session(out).run(["title.vectors"], {"title.index": np.array([4, 1], dtype=np.int64)})
+    (v,) = _run(_session(out), ["title.vectors"], {"title.index": np.array([4, 1], dtype=np.int64)})
     assert np.array_equal(v, m.tables["title"].weight[[4, 1]])
     verify_output(out, m)
 
@@ -124,7 +128,7 @@ def test_found_and_vectors_by_id_on_a_fixture(tmp_path):
     u = m.tables["userId"]
     known = [u.vocab.strings[r] for r in (3, 1, len(u.vocab) - 1, 0)]  # '#na#' (row 0) is a token too
     ids = np.array(known + ["typo", ""], dtype=object)
-    found, vecs = sess.run(["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
+    found, vecs = _run(sess, ["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
     assert found.dtype == np.bool_ and found.tolist() == [True, True, True, True, False, False]
     assert np.array_equal(vecs, u.weight[[3, 1, len(u.vocab) - 1, 0, 0, 0]])
     assert u.vocab.unknown_index == 0
@@ -132,10 +136,10 @@ def test_found_and_vectors_by_id_on_a_fixture(tmp_path):
     t = m.tables["title"]
     titles = np.array([t.vocab.strings[2], "no such film", t.vocab.strings[1], t.vocab.strings[5], "x", "y"],
                       dtype=object)
-    tf, r = sess.run(["title.found", "rating"], {"userId.id": ids, "title.id": titles})
+    tf, r = _run(sess, ["title.found", "rating"], {"userId.id": ids, "title.id": titles})
     assert tf.tolist() == [True, False, True, True, False, False]
     assert r.shape == (6,) and np.isfinite(r).all()
-    (empty,) = sess.run(["userId.found"], {})
+    (empty,) = _run(sess, ["userId.found"], {})
     assert empty.shape == (0,)
     verify_output(out, read_output(out))
 
@@ -147,7 +151,7 @@ def test_found_without_unknown_row(tmp_path):
     onnx.checker.check_model(str(out), full_check=True)
     sess = _session(out)
     ids = np.array(["u3", "nobody", "u1", "", "#na#"], dtype=object)
-    found, v = sess.run(["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
+    found, v = _run(sess, ["userId.found", "userId.vectors_by_id"], {"userId.id": ids})
     assert found.tolist() == [True, False, True, False, False]
     w = m.tables["userId"].weight
     assert np.array_equal(v[0], w[2]) and np.array_equal(v[2], w[0])
@@ -161,7 +165,7 @@ def test_found_with_other_dtypes(tmp_path, dtype):
     save(m, out, dtype=dtype, allow_unlabelled=True)
     onnx.checker.check_model(str(out), full_check=True)
     sess = _session(out)
-    found, v = sess.run(["nums.found", "nums.vectors_by_id"],
+    found, v = _run(sess, ["nums.found", "nums.vectors_by_id"],
                         {"nums.id": np.array(["7", "nope", "#na#", "2.5"], dtype=object)})
     assert found.tolist() == [True, False, True, True]
     assert np.array_equal(v, m.tables["nums"].weight.astype(dtype)[[4, 0, 0, 2]])
@@ -189,5 +193,5 @@ def test_files_without_found_still_read(tmp_path):
     assert back.tables["userId"].vocab.strings == m.tables["userId"].vocab.strings
     assert np.array_equal(back.tables["title"].weight, m.tables["title"].weight)
     verify_output(old, m)
-    (v,) = _session(old).run(["userId.vectors_by_id"], {"userId.id": np.array(["u2", "who"], dtype=object)})
+    (v,) = _run(_session(old), ["userId.vectors_by_id"], {"userId.id": np.array(["u2", "who"], dtype=object)})
     assert np.array_equal(v, m.tables["userId"].weight[[2, 0]])

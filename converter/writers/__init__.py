@@ -5,7 +5,7 @@ and registers itself when imported below; the interface is described in registry
 format is one new module and one import line here. Saving (staging, verification, commit) is
 ``converter.saving``; verification is ``converter.verify``.
 
-Formats: ``safetensors`` (.safetensors), ``onnx`` (.onnx, plus .onnx.data above ~2 GiB),
+Formats: ``safetensors`` (.safetensors), ``onnx`` (.onnx, plus .onnx.data above 512 MiB),
 ``word2vec-text`` (.vec, .txt) and ``word2vec-binary`` (.bin). word2vec holds one table per
 file: a model with several tables is written as ``<stem>.<table><suffix>`` per table (e.g.
 ``out.vec`` → ``out.userId.vec`` and ``out.title.vec``), each with its sidecar
