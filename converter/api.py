@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import refuse_inputs
 from .errors import OutputError, UnreadableInputError, UsageError
 from .hashing import hash_in_background
 from .ir import EmbeddingModel, ModelWarning
@@ -100,6 +101,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
     the model's warnings before anything is written. ``y_range`` supplies the rating range a file
     lacks (collab ``learn.save`` files and files of generations that never stored it).
     ``options`` go to the writer (e.g. ``external_data=True`` for ONNX)."""
+    refuse_inputs([dst], _input_files(src, vocab, data))  # DST == SRC: exit 5 before anything else
     pending = hash_in_background(src)  # the outputs' manifest names the source's hash: overlap it with loading
     model = load(src, vocab=vocab, data=data, split=split, **(roles or {}))
     model.source.expect_sha256(pending)
@@ -116,7 +118,26 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, to: str | None = 
         for w in model.warnings:
             on_warning(w)
     return save(model, dst, to, force=force, dtype=dtype, drop_unknown=drop_unknown, progress=progress,
-                verify=verify, allow_unlabelled=allow_unlabelled, **options)
+                verify=verify, allow_unlabelled=allow_unlabelled, inputs=_input_files(src, vocab, data), **options)
+
+
+def _input_files(src: Any, vocab: Any, data: Any) -> list[str | os.PathLike]:
+    """Every file a conversion reads (the source, ``data``, vocabulary files): none of them may
+    be an output (OutputError, exit 5, before anything is written; checked by (device, inode))."""
+    found: list[str | os.PathLike] = [src]
+    if isinstance(data, (str, os.PathLike)):
+        found.append(data)
+    specs = list(vocab.values()) if isinstance(vocab, dict) else list(vocab) if isinstance(vocab, (list, tuple)) \
+        else [vocab]
+    for spec in specs:
+        if isinstance(spec, os.PathLike):
+            found.append(spec)
+        elif isinstance(spec, str):
+            text = spec.split("=", 1)[1] if "=" in spec and not os.path.exists(spec) else spec
+            found.append(text)
+            if ":" in text:
+                found.append(text.rsplit(":", 1)[0])
+    return found
 
 
 @dataclass(frozen=True)
@@ -145,7 +166,8 @@ def verify(dst: str | os.PathLike, against: str | os.PathLike, *, vocab: Any = N
         jobs = plan(expected, path, format_for(path))
         missing = [str(p) for _, p in jobs if not p.exists()]
         if missing:
-            raise UsageError(f"{dst}: no such output (looked for {', '.join(missing)})")
+            looked = "" if missing == [str(path)] else f" (looked for {', '.join(missing)})"
+            raise UsageError(f"no such output{looked}", path=str(dst))
         for sub, primary in jobs:
             verify_output(primary, sub)
         checked = [p for _, p in jobs]

@@ -1,6 +1,7 @@
-"""A conversion killed with SIGKILL in the middle of writing leaves nothing at the destination
-(only embconv's hidden staging folder ``.NAME.*.embconv-tmp`` remains: each run makes its own,
-so a leftover one never blocks a new conversion; delete it at leisure)."""
+"""A conversion killed with SIGKILL in the middle of writing leaves nothing at the destination:
+only embconv's hidden staging folder ``.NAME.*.embconv-tmp`` remains (no cleanup runs after
+SIGKILL), and the next conversion into that folder sweeps it, saying so in one line
+(tests/test_signals.py covers the other signals and what a sweep leaves alone)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,10 @@ def test_sigkill_mid_write_leaves_nothing_at_destination(tmp_path, suffix):
     # What SIGKILL leaves is the hidden staging folder (no cleanup can run after SIGKILL).
     leftovers = [p for p in out_dir.iterdir() if p.name.endswith(".embconv-tmp")]
     assert leftovers
+    # The next run in that folder removes what the dead process left.
+    again = subprocess.run([sys.executable, "-m", "converter", "convert", "-q",
+                            str(Path(__file__).parent / "fixtures" / "fastai2" / "collab_dot_export.pkl"),
+                            str(out_dir / "next.safetensors")], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert [line.split(",")[0] for line in again.stderr.splitlines()] == [f"embconv: removed {leftovers[0]}"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["next.safetensors"]
