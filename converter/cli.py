@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -17,6 +20,42 @@ from .ir import EmbeddingModel
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + exits 2; keep it one line
         raise UsageError(message)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(m: re.Match) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+
+
+def printable(text: Any) -> str:
+    """``text`` with what cannot be written as UTF-8 escaped: a path's undecodable bytes (which
+    Python holds as surrogates U+DC80–U+DCFF) as ``\\xNN`` — ``os.fsencode(p).decode("utf-8",
+    "backslashreplace")`` — and any other lone surrogate as ``\\uDXXX``. Paths in error lines,
+    human output and the ``path`` fields of --json output are written this way."""
+    s = str(text)
+    return _SURROGATE.sub(_escape_surrogate, s) if _SURROGATE.search(s) else s
+
+
+def _json_escape_surrogate(m: re.Match) -> str:
+    return f"\\u{ord(m.group(0)):04x}"
+
+
+def dumps(value: Any, indent: int | None = 2) -> str:
+    """JSON text that is always valid UTF-8: non-ASCII characters as they are, a lone surrogate
+    (a token that is not valid Unicode, e.g. from an old pickle) as its ``\\udXXX`` escape, which
+    JSON readers give back as that surrogate (Python: exactly)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _SURROGATE.sub(_json_escape_surrogate, text) if _SURROGATE.search(text) else text
+
+
+def _say(*lines: Any) -> None:
+    """Print human-readable lines on stdout, escaped with :func:`printable` (never an
+    UnicodeEncodeError, whatever the locale's strictness)."""
+    for line in lines:
+        print(printable(line))
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -42,12 +81,14 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--y-range", type=_y_range, metavar="LO,HI",
                    help="rating range for collab dot models whose file lacks it (inspect says so)")
     c.add_argument("--external-data", action="store_true",
-                   help="ONNX: put the tables in DST.data beside the model (automatic above ~2 GiB)")
+                   help="ONNX: put the tables in DST.data beside the model (automatic above 512 MiB)")
     c.add_argument("--allow-unlabelled", action="store_true",
                    help="write tables that have no labels with numbered rows (otherwise refused)")
     c.add_argument("--force", action="store_true", help="replace existing output files")
     c.add_argument("--no-verify", action="store_true", help="skip reading the output back and comparing")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    c.add_argument("--json", action="store_true",
+                   help="print what was written (files, tables, warnings) as JSON: schemas/convert-result.schema.json")
     _add_data_options(c)
 
     v = sub.add_parser("verify", help="prove that an output matches its source")
@@ -56,6 +97,8 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--vocab", action="append", default=[], metavar="TABLE=SPEC",
                    help="the same --vocab given to convert")
     v.add_argument("--y-range", type=_y_range, metavar="LO,HI", help="the same --y-range given to convert")
+    v.add_argument("--json", action="store_true",
+                   help="print what was proved as JSON: schemas/verify-result.schema.json")
     _add_data_options(v)
 
     m = sub.add_parser("similar", help="the rows most like a token, by cosine similarity (the unknown row left out)")
@@ -88,6 +131,9 @@ def _build_parser() -> argparse.ArgumentParser:
     i.add_argument("--tensors", action="store_true", help="list every tensor in the file instead of the tables")
     i.add_argument("--rows", type=int, default=4, metavar="N", help="rows shown per table (default 4)")
     _add_data_options(i)
+    for command in sub.choices.values():  # --debug before or after the command: `embconv convert … --debug`
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show a traceback on errors")
     return p
 
 
@@ -126,8 +172,8 @@ def _y_range(text: str) -> tuple[float, float]:
 def _cmd_scan(args: argparse.Namespace) -> int:
     report = api.scan(args.src)
     if args.json:
-        print(json.dumps({
-            "path": report.path,
+        print(dumps({
+            "path": printable(report.path),
             "container": report.container,
             "verdict": report.verdict,
             "error": report.error,
@@ -137,47 +183,120 @@ def _cmd_scan(args: argparse.Namespace) -> int:
                  **({"reason": u.reason} if u.reason else {})}
                 for u in report.globals
             ],
-        }, indent=2))
+        }))
     else:
-        print(f"file:      {report.path}")
-        print(f"container: {report.container or 'unknown'}")
+        _say(f"file:      {report.path}")
+        _say(f"container: {report.container or 'unknown'}")
         counts: dict[tuple[str, str, str], int] = {}
         for u in report.globals:
             key = (u.module, u.name, u.verdict)
             counts[key] = counts.get(key, 0) + 1
-        print(f"globals:   {len(counts)} distinct")
+        _say(f"globals:   {len(counts)} distinct")
         for (module, name, verdict), n in sorted(counts.items(), key=lambda kv: (kv[0][2] != "refused", kv[0])):
             times = f" ×{n}" if n > 1 else ""
-            print(f"  {verdict:<13} {module}.{name}{times}")
+            _say(f"  {verdict:<13} {module}.{name}{times}")
         for note in report.notes:
-            print(f"note:      {note}")
-        print(f"verdict:   {report.verdict}")
+            _say(f"note:      {note}")
+        _say(f"verdict:   {report.verdict}")
     if report.error:
         _error_line(report.error)
     return report.exit_code
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    if not args.json:
+        return _convert(args, [])
+    warnings: list[Any] = []
+    try:
+        return _convert(args, warnings)
+    except Exception as e:
+        if not isinstance(e, BrokenPipeError):
+            _json_error(args, "embconv.convert-result", e)
+        raise
+
+
+def _convert(args: argparse.Namespace, warnings: list[Any]) -> int:
+    def on_warning(w: Any) -> None:
+        warnings.append(w)
+        _print_warning(w)
+
     bar = _progress_bar(args.quiet)
     try:
         files = api.convert(args.src, args.dst, to=args.to, tables=args.table or None, vocab=args.vocab,
                             **_data_options(args), allow_unlabelled=args.allow_unlabelled,
-                            on_warning=_print_warning, force=args.force, verify=not args.no_verify,
+                            on_warning=on_warning, force=args.force, verify=not args.no_verify,
                             dtype=args.dtype, drop_unknown=args.drop_unknown,
-                            progress=bar.update if bar else None, y_range=args.y_range,
+                            progress=bar, y_range=args.y_range,
                             **_writer_options(args))
     finally:
         if bar:
             bar.close()
+    if args.json:
+        print(dumps(_convert_result(args, files, warnings)))
+        return 0
     if not args.quiet:
         verified = "written and verified" if not args.no_verify else "written (not verified)"
-        print(f"{verified}: {len(files)} file(s)")
+        _say(f"{verified}: {len(files)} file(s)")
         for f in files:
-            print(f"  {f}  ({f.stat().st_size:,} bytes)")
+            _say(f"  {f}  ({f.stat().st_size:,} bytes)")
         hint = api.load_hint(args.dst, args.to)
         if hint:
-            print(f"load it with: {hint.format(path=files[0])}")
+            _say(f"load it with: {hint.format(path=files[0])}")
     return 0
+
+
+RESULT_VERSION = 1  # of schemas/convert-result.schema.json and schemas/verify-result.schema.json
+
+
+def _warning_json(w: Any) -> dict[str, Any]:
+    """A warning as ``{"code", "table", "message"}`` (the manifest's form)."""
+    code = getattr(w, "code", "note")
+    table = getattr(w, "table", None)
+    return {"code": code, "table": table, "message": printable(getattr(w, "message", w))}
+
+
+def _file_entries(files: Sequence[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """(files, tables, format) of what a command wrote or checked: each file with its size, what it
+    is (``output``: holds tables; ``sidecar``: word2vec's manifest; ``external-data``: ONNX tables
+    beside the model) and the tables it holds, read back from the file itself."""
+    entries: list[dict[str, Any]] = []
+    tables: list[dict[str, Any]] = []
+    fmt: str | None = None
+    for f in files:
+        entry: dict[str, Any] = {"path": printable(f), "bytes": f.stat().st_size}
+        if api.is_output(f):
+            held = api.load(f)
+            fmt = fmt or held.source.container
+            entry["kind"] = "output"
+            entry["format"] = held.source.container
+            entry["tables"] = list(held.tables)
+            tables += [{"name": t.name, "rows": t.rows, "dim": t.dim, "bias": t.bias_source is not None,
+                        "labelled": t.vocab is not None, "file": printable(f)} for t in held.tables.values()]
+        else:
+            entry["kind"] = "sidecar" if f.name.endswith(".manifest.json") else "external-data"
+            entry["tables"] = []
+        entries.append(entry)
+    return entries, tables, fmt
+
+
+def _convert_result(args: argparse.Namespace, files: Sequence[Any], warnings: list[Any]) -> dict[str, Any]:
+    entries, tables, fmt = _file_entries(files)
+    return {"schema": "embconv.convert-result", "version": RESULT_VERSION, "ok": True,
+            "source": printable(args.src), "destination": printable(args.dst), "format": fmt,
+            "verified": not args.no_verify, "files": entries, "tables": tables,
+            "warnings": [_warning_json(w) for w in warnings]}
+
+
+def _json_error(args: argparse.Namespace, schema: str, e: BaseException) -> None:
+    """With --json, a failed command still prints one JSON document on stdout (the error line
+    goes to stderr as always, and the exit code is the documented one)."""
+    if isinstance(e, EmbconvError):
+        code, kind = e.exit_code, type(e).__name__
+        message = str(e)
+    else:  # what main() reports as an internal error, exit 3
+        code, kind, message = 3, "InternalError", f"{type(e).__name__}: {e}"
+    print(dumps({"schema": schema, "version": RESULT_VERSION, "ok": False,
+                 "error": {"exit_code": code, "type": kind, "message": printable(" ".join(message.split()))}}))
 
 
 def _writer_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,49 +304,100 @@ def _writer_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_warning(warning: Any) -> None:
-    print(f"warning: {warning}", file=sys.stderr)
+    print(printable(f"warning: {warning}"), file=sys.stderr)
 
 
 def _progress_bar(quiet: bool) -> Any:
-    """A tqdm bar on stderr for long conversions; none with -q or when stderr is not a terminal."""
+    """tqdm bars on stderr for long conversions, one per table and phase (``writing userId``,
+    ``reading back out.vec``, ``verifying userId``, ``flushing to disk`` …), redrawn every half
+    second so the elapsed time keeps moving even where a phase cannot count rows; none with -q
+    or when stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="row", unit_scale=True, file=sys.stderr, leave=False, mininterval=0.5)
+    class _Bars:
+        """A :class:`converter.saving.PhasedProgress` drawing one tqdm bar per phase."""
 
-    class _Bar:
-        def update(self, done: int, total: int) -> None:
-            if bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
+        def __init__(self) -> None:
+            self.bar: Any = None
+            self.lock = threading.Lock()
+            self.stop = threading.Event()
+            threading.Thread(target=self._redraw, name="embconv-progress", daemon=True).start()
+
+        def _redraw(self) -> None:
+            while not self.stop.wait(0.5):
+                self.tick()
+
+        def phase(self, label: str, total: int | None) -> None:
+            with self.lock:
+                if self.bar is not None:
+                    self.bar.close()
+                counted = bool(total)
+                self.bar = tqdm(total=total if counted else None, desc=label, unit="row" if counted else "",
+                                unit_scale=counted, file=sys.stderr, leave=False, mininterval=0.25,
+                                dynamic_ncols=True, bar_format=None if counted else "{desc}: {elapsed}")
+
+        def __call__(self, done: int, total: int) -> None:
+            if self.bar is None:
+                self.phase("writing", total)
+            with self.lock:
+                if self.bar.total != total:
+                    self.bar.total = total
+                self.bar.update(done - self.bar.n)
+
+        update = __call__
+
+        def tick(self) -> None:
+            with self.lock:
+                if self.bar is not None:
+                    self.bar.refresh()
 
         def close(self) -> None:
-            bar.close()
+            self.stop.set()
+            with self.lock:
+                if self.bar is not None:
+                    self.bar.close()
+                    self.bar = None
 
-    return _Bar()
+    return _Bars()
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    result = api.verify(args.dst, args.against, vocab=args.vocab, y_range=args.y_range, **_data_options(args))
+    try:
+        result = api.verify(args.dst, args.against, vocab=args.vocab, y_range=args.y_range, **_data_options(args))
+        if args.json:
+            entries, tables, fmt = _file_entries(result.files)
+            print(dumps({"schema": "embconv.verify-result", "version": RESULT_VERSION, "ok": True,
+                         "output": printable(args.dst), "against": printable(args.against), "format": fmt,
+                         "files": entries, "tables": tables, "table_count": result.tables, "rows": result.rows,
+                         "proved": list(_PROVED)}))
+            return 0
+    except Exception as e:
+        if args.json and not isinstance(e, BrokenPipeError):
+            _json_error(args, "embconv.verify-result", e)
+        raise
     for p in result.files:
-        print(f"verified: {p} matches {args.against}")
-    print(f"ok: {result.tables} table(s), {result.rows:,} rows")
+        _say(f"verified: {p} matches {args.against}")
+    _say(f"ok: {result.tables} table(s), {result.rows:,} rows")
     return 0
+
+
+# What ``verify`` compares, for every table the output holds (verify.py): the verify result's "proved".
+_PROVED = ("tables", "shapes", "weights", "biases", "tokens", "unknown_index", "model_kind", "y_range")
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
     table, rows = api.similar(args.src, args.token, table=args.table, k=args.k, vocab=args.vocab,
                               **_data_options(args))
     if args.json:
-        print(json.dumps({"table": table, "token": args.token,
-                          "similar": [{"token": str(t), "similarity": s} for t, s in rows]}, indent=2,
-                         ensure_ascii=False))
+        print(dumps({"table": table, "token": args.token,
+                     "similar": [{"token": str(t), "similarity": s} for t, s in rows]}))
         return 0
-    print(f"rows of {table} most like {args.token!r} (cosine):")
+    _say(f"rows of {table} most like {args.token!r} (cosine):")
     width = max((len(repr(str(t))) for t, _ in rows), default=0)
     for t, sim in rows:
-        print(f"  {str(t)!r:<{width}}  {sim: .4f}")
+        _say(f"  {str(t)!r:<{width}}  {sim: .4f}")
     return 0
 
 
@@ -236,15 +406,15 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     report = api.encode_file(args.src, args.data, args.out, columns=args.columns, vocab=args.vocab, force=args.force,
                              training=opts.get("data"), split=opts.get("split"), roles=opts.get("roles"))
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(dumps(report.to_json()))
         return 0
     if not args.quiet:
-        print(f"encoded: {report.rows:,} rows of {args.data} → {args.out}")
+        _say(f"encoded: {report.rows:,} rows of {args.data} → {args.out}")
         for c in report.columns:
             cols = f"{c.outputs[0]} … {c.outputs[-1]}" if c.outputs else "-"
-            print(f"  {c.column} → {cols} ({c.dim} numbers): {c.unseen:,} unseen, {c.missing:,} missing")
+            _say(f"  {c.column} → {cols} ({c.dim} numbers): {c.unseen:,} unseen, {c.missing:,} missing")
         for w in report.warnings:
-            print(f"warning: {w}")
+            _say(f"warning: {w}")
     return 0
 
 
@@ -255,9 +425,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     model = api.load(args.src, vocab=args.vocab, data=opts.get("data"), split=opts.get("split"),
                      **opts.get("roles", {}))
     if args.json:
-        print(json.dumps(model.manifest(include_tokens=True), indent=2, ensure_ascii=False))
+        manifest = model.manifest(include_tokens=True)
+        manifest["source"]["path"] = printable(manifest["source"]["path"])
+        print(dumps(manifest))
         return 0
-    print(format_model(model, rows=args.rows))
+    _say(format_model(model, rows=args.rows))
     return 0
 
 
@@ -315,23 +487,23 @@ def format_model(model: EmbeddingModel, rows: int = 4) -> str:
 def _inspect_tensors(args: argparse.Namespace) -> int:
     listing = api.inspect_tensors(args.src)
     if args.json:
-        print(json.dumps(listing, indent=2))
+        print(dumps({**listing, "path": printable(listing["path"])}))
         return 0
     tensors = listing["tensors"]
-    print(f"file:      {listing['path']} ({listing['size']:,} bytes)")
-    print(f"container: {listing['container']}")
-    print(f"top level: {listing['top_level']}")
-    print(f"tensors:   {len(tensors)}")
+    _say(f"file:      {listing['path']} ({listing['size']:,} bytes)")
+    _say(f"container: {listing['container']}")
+    _say(f"top level: {listing['top_level']}")
+    _say(f"tensors:   {len(tensors)}")
     width = max((len(t["path"]) for t in tensors), default=0)
     for t in tensors:
-        print(f"  {t['path']:<{width}}  {t['dtype']:<8} {t['shape']}")
+        _say(f"  {t['path']:<{width}}  {t['dtype']:<8} {t['shape']}")
     for w in listing["warnings"]:
-        print(f"warning:   {w}")
+        _say(f"warning:   {w}")
     return 0
 
 
 def _error_line(message: str) -> None:
-    print(f"embconv: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(printable(f"embconv: error: {' '.join(str(message).split())}"), file=sys.stderr)
 
 
 def _subject(args: Any) -> str:
@@ -339,14 +511,63 @@ def _subject(args: Any) -> str:
     return getattr(args, "src", None) or getattr(args, "dst", None) or ""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asking embconv to stop: unwinds like Ctrl-C, so every
+    staging folder is removed on the way out; the exit status is 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _on_stop_signal(signum: int, _frame: Any) -> None:
+    # Later signals are ignored: the cleanup this one starts must run to its end (SIGKILL still works).
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _interrupted(e: BaseException) -> int:
+    signum = getattr(e, "signum", getattr(signal, "SIGINT", 2))
+    name = "" if signum == getattr(signal, "SIGINT", 2) else f" ({signal.Signals(signum).name})"
+    try:
+        print(f"embconv: interrupted{name}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # SIGHUP: the terminal may be gone
+        pass
+    return 128 + signum
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``embconv`` command; returns the exit code."""
+    """Entry point of the ``embconv`` command; returns the exit code. SIGINT, SIGTERM and SIGHUP
+    stop it cleanly (staging removed, one line, exit 128 + the signal's number)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _on_stop_signal) for s in _STOP_SIGNALS} if in_main else {}
+    try:
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as e:  # also one raised inside _main's own error handling
+            return _interrupted(e)
+    finally:
+        try:
+            for s, h in previous.items():
+                # As a program (argv None) the work is done: a late Ctrl-C must not print a traceback
+                # while the interpreter shuts down; called from Python, the caller's handlers come back.
+                signal.signal(s, signal.SIG_IGN if argv is None else (h if h is not None else signal.SIG_DFL))
+        except KeyboardInterrupt:
+            pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         args = parser.parse_args(argv)
-        if args.command is None:
-            raise UsageError("a command is required: inspect, convert, verify, scan, similar, encode")
+        if args.command is None:  # bare `embconv`: the usage and the commands on stderr, exit 2 (usage error)
+            parser.print_help(sys.stderr)
+            return UsageError.exit_code
         handler: Any = {"scan": _cmd_scan, "inspect": _cmd_inspect, "convert": _cmd_convert,
                         "verify": _cmd_verify, "similar": _cmd_similar, "encode": _cmd_encode}[args.command]
         return handler(args)
@@ -356,9 +577,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         src = _subject(locals().get("args"))
         _error_line(str(e) if e.path or not src else f"{src}: {e.message}")
         return e.exit_code
-    except KeyboardInterrupt:
-        _error_line("interrupted")
-        return 130
     except BrokenPipeError:
         return 0
     except RecursionError:
