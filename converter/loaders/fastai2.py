@@ -173,11 +173,9 @@ def rebuild_column(train: Any, role: str, source: str) -> Rebuilt:
     return Rebuilt(Vocabulary([NA, *items], unknown_index=0, source=source), pd.Index(items, dtype=object), 1)
 
 
-PREVIEW = register(Generation(
-    name="fastai2-preview",
-    label="the fastai2 preview",
+# What the preview and fastai 2 share: vocabularies, inference and the rebuild from training data.
+_SHARED: dict[str, Any] = dict(
     column_vocab=sorted_vocab,
-    detect_export=lambda root: detect(root, "fastai2-preview"),
     unknown_text_token="xxunk",
     inference_categories=inference_categories,
     category_rows=own_codes_rows,
@@ -185,20 +183,20 @@ PREVIEW = register(Generation(
     random_train_rows=random_train_rows,
     prepare_data=df_shrink,
     rebuild_column=rebuild_column,
+)
+
+PREVIEW = register(Generation(
+    name="fastai2-preview",
+    label="the fastai2 preview",
+    detect_export=lambda root: detect(root, "fastai2-preview"),
+    **_SHARED,
 ))
 
 GENERATION = register(Generation(
     name="fastai-2",
     label="fastai 2.x",
-    column_vocab=sorted_vocab,
     detect_export=lambda root: detect(root, "fastai-2"),
     proves_keys=proves_keys,
     proves_optimizer=lambda opt: "hypers" in opt,
-    unknown_text_token="xxunk",
-    inference_categories=inference_categories,
-    category_rows=own_codes_rows,
-    fill_missing=fill_missing,
-    random_train_rows=random_train_rows,
-    prepare_data=df_shrink,
-    rebuild_column=rebuild_column,
+    **_SHARED,
 ))
