@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from . import __version__, api
 from .errors import EmbconvError, UsageError
 from .ir import EmbeddingModel
+from .ir import printable as ir_printable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,21 +23,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_surrogate(m: re.Match) -> str:
-    c = ord(m.group(0))
-    return f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
-
-
 def printable(text: Any) -> str:
-    """``text`` with what cannot be written as UTF-8 escaped: a path's undecodable bytes (which
-    Python holds as surrogates U+DC80–U+DCFF) as ``\\xNN`` — ``os.fsencode(p).decode("utf-8",
-    "backslashreplace")`` — and any other lone surrogate as ``\\uDXXX``. Paths in error lines,
-    human output and the ``path`` fields of --json output are written this way."""
-    s = str(text)
-    return _SURROGATE.sub(_escape_surrogate, s) if _SURROGATE.search(s) else s
+    """``str(text)`` as ``ir.printable`` escapes it (undecodable path bytes as ``\\xNN``, other lone
+    surrogates as ``\\uDXXX``): paths in error lines, human output and --json ``path`` fields."""
+    return ir_printable(str(text))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_escape_surrogate(m: re.Match) -> str:

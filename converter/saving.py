@@ -83,9 +83,7 @@ def save(model: EmbeddingModel, path: str | os.PathLike, format: str | None = No
         try:
             for sub, primary in jobs:
                 staged = staging.path(primary)
-                names = list(sub.tables)
-                if fmt.name == "safetensors":  # writes its tensors sorted by name (writers/safetensors.py)
-                    names.sort(key=lambda n: f"{n}.weight")
+                names = fmt.table_order(sub)
                 rows = [sub.tables[n].rows for n in names]
                 bounds = [sum(rows[: i + 1]) for i in range(len(rows))]
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnreadableInputError, UsageError
-from ..ir import EmbeddingModel, EmbeddingTable
+from ..ir import EmbeddingModel, EmbeddingTable, Vocabulary
 from . import generations
 from .generations import Generation, Rebuilt
 from .ratings_check import RatingsCheck, check_ratings
@@ -323,8 +323,6 @@ def _choose(model: EmbeddingModel, found: list[_Labels], rating: str | None, spl
 
 
 def _attach(model: EmbeddingModel, labels: _Labels, split: Split, data: _Frame) -> None:
-    from ..ir import Vocabulary
-
     check = f"; ratings check: {labels.check}" if labels.check is not None else ""
     confirmed = all(t.vocab is not None for t in labels.tables)
     renames: list[tuple[str, str]] = []

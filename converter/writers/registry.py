@@ -57,6 +57,10 @@ def _no_extra_files(model: EmbeddingModel, path: Path, options: dict) -> list[Pa
     return []
 
 
+def _model_order(model: EmbeddingModel) -> list[str]:
+    return list(model.tables)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Format:
     """One output format: how to recognise, name, write, read back and check its files."""
@@ -74,6 +78,8 @@ class Format:
     extra_files: Callable[[EmbeddingModel, Path, dict], list[Path]] = _no_extra_files
     check: Callable[[Path], None] | None = None
     load_hint: str = ""  # how a user loads the file in its consumer; ``{path}`` is filled in
+    # The order in which ``write`` writes the tables (its progress counts rows in that order).
+    table_order: Callable[[EmbeddingModel], list[str]] = _model_order
 
 
 #: Every registered format by name, in the order registered (the order sniffing asks them in).

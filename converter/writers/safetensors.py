@@ -439,6 +439,7 @@ FORMAT = register(Format(
     write=write,
     read=read,
     load_hint="safetensors.numpy.load_file('{path}')  (vocabulary: README, 'safetensors')",
+    table_order=lambda model: sorted(model.tables, key=lambda n: f"{n}.weight"),  # tensors go in name order
 ))
 
 __all__ = ["FORMAT", "decode_vocab", "encode_vocab", "read", "read_header", "sniff", "write"]
